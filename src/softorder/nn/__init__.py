@@ -1,0 +1,42 @@
+"""Networks: layer banks, orderings, the multitask net and its readable reference."""
+
+from softorder.nn.banks import ConvBank, DenseBank, LayerBank
+from softorder.nn.heads import Decoders, DenseEncoders, Encoders, PadChannels, SharedEncoder
+from softorder.nn.network import MultiTaskNet, conv_net, dense_net, shared_encoder_net
+from softorder.nn.orderings import (
+    ORDERINGS,
+    Ordering,
+    ParallelOrdering,
+    PermutedOrdering,
+    Rows,
+    SingleTaskOrdering,
+    SoftOrdering,
+    make_ordering,
+    soft_order_step,
+)
+from softorder.nn.reference import reference_forward
+
+__all__ = [
+    "ORDERINGS",
+    "ConvBank",
+    "Decoders",
+    "DenseBank",
+    "DenseEncoders",
+    "Encoders",
+    "LayerBank",
+    "MultiTaskNet",
+    "Ordering",
+    "PadChannels",
+    "ParallelOrdering",
+    "PermutedOrdering",
+    "Rows",
+    "SharedEncoder",
+    "SingleTaskOrdering",
+    "SoftOrdering",
+    "conv_net",
+    "dense_net",
+    "make_ordering",
+    "reference_forward",
+    "shared_encoder_net",
+    "soft_order_step",
+]

@@ -1,0 +1,204 @@
+"""Layer banks: the D shared layers F_1..F_D of Sec. 3, stored stacked so that all of them
+run on a batch in ONE op.
+
+A bank answers three questions for a batch of rows ``y``:
+
+* ``bank(y)``                   -> every layer on every row, ``[N, L, *out]`` (what soft ordering needs),
+* ``bank.layer(j, y)``          -> layer ``F_j`` alone (the readable reference and parallel ordering),
+* ``bank.segments(y, js, ns)``  -> layer ``js[i]`` on the i-th block of ``ns[i]`` rows
+  (permuted and single-task orderings), one batched op when the blocks are the same size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Init = Literal["torch", "he"]
+
+
+class LayerBank(nn.Module):
+    """Common interface of the stacked layer banks. ``weight[j]`` and ``bias[j]`` are layer j."""
+
+    weight: nn.Parameter
+    bias: nn.Parameter
+
+    def __init__(self, num_layers: int, dropout: float, init: Init) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"a layer bank needs at least one layer, got num_layers={num_layers}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if init not in ("torch", "he"):
+            raise ValueError(f"unknown init {init!r}; choose 'torch' (PyTorch default) or 'he'")
+        self.num_layers = num_layers
+        self.init = init
+        self.dropout = nn.Dropout(dropout)
+
+    def reset_parameters(self) -> None:
+        """Initialise each layer as its own ``nn.Linear``/``nn.Conv2d`` would ('torch'), or with
+        He-normal weights and zero bias ('he')."""
+        with torch.no_grad():
+            for j in range(self.num_layers):
+                w = self.weight[j]
+                fan_in = w[0].numel()
+                if self.init == "he":
+                    nn.init.kaiming_normal_(w, nonlinearity="relu")
+                    self.bias[j].zero_()
+                else:
+                    nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+                    bound = 1.0 / math.sqrt(fan_in)
+                    nn.init.uniform_(self.bias[j], -bound, bound)
+
+    def _post(self, z: Tensor) -> Tensor:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def output_shape(self, in_shape: Sequence[int], depth: int) -> tuple[int, ...]:
+        """Shape of one row after ``depth`` layers of this bank."""
+        raise NotImplementedError  # pragma: no cover
+
+    def check_input(self, y: Tensor, where: str) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+
+class DenseBank(LayerBank):
+    """``Linear(w->w) -> ReLU -> Dropout`` per layer (Sec. 4.1, 4.2, 4.4). All L layers run as one
+    matmul with the ``[w, L*w]`` matrix ``weight.view(L*w, w).T``."""
+
+    def __init__(
+        self, width: int, num_layers: int, dropout: float = 0.0, init: Init = "torch"
+    ) -> None:
+        super().__init__(num_layers, dropout, init)
+        if width < 1:
+            raise ValueError(f"width must be positive, got {width}")
+        self.width = width
+        self.weight = nn.Parameter(torch.empty(num_layers, width, width))  # [layer, out, in]
+        self.bias = nn.Parameter(torch.empty(num_layers, width))
+        self.reset_parameters()
+
+    def _post(self, z: Tensor) -> Tensor:
+        return self.dropout(F.relu(z))
+
+    def forward(self, y: Tensor) -> Tensor:
+        """All layers on all rows: ``[N, w] -> [N, L, w]``."""
+        n, (L, w) = y.shape[0], (self.num_layers, self.width)
+        z = torch.addmm(self.bias.view(L * w), y, self.weight.view(L * w, w).t())
+        return self._post(z.view(n, L, w))
+
+    def layer(self, j: int, y: Tensor) -> Tensor:
+        return self._post(F.linear(y, self.weight[j], self.bias[j]))
+
+    def segments(self, y: Tensor, layers: Sequence[int], counts: Sequence[int]) -> Tensor:
+        if len(set(layers)) == 1:
+            return self.layer(layers[0], y)
+        if len(set(counts)) > 1:
+            return torch.cat([self.layer(j, part) for j, part in zip(layers, y.split(list(counts)))])
+        idx = torch.tensor(layers, device=y.device)
+        z = torch.baddbmm(  # [S, B, w]: block s through layer layers[s]
+            self.bias[idx].unsqueeze(1), y.view(len(layers), counts[0], -1),
+            self.weight[idx].transpose(1, 2),
+        )
+        return self._post(z).view(y.shape[0], self.width)
+
+    def output_shape(self, in_shape: Sequence[int], depth: int) -> tuple[int, ...]:
+        return (self.width,)
+
+    def check_input(self, y: Tensor, where: str) -> None:
+        if y.dim() != 2 or y.shape[1] != self.width:
+            raise ValueError(
+                f"{where}: the dense core expects rows of {self.width} features, got shape "
+                f"{tuple(y.shape)}; make the encoder output width {self.width}"
+            )
+
+    def extra_repr(self) -> str:
+        return f"layers={self.num_layers}, width={self.width}, init={self.init!r}"
+
+
+class ConvBank(LayerBank):
+    """``Conv k×k (C->C) -> MaxPool -> ReLU -> Dropout`` per layer (Sec. 4.3, Omniglot). All L
+    layers run as one convolution with ``L*C`` output channels."""
+
+    def __init__(
+        self,
+        channels: int,
+        num_layers: int,
+        kernel_size: int = 3,
+        padding: int = 0,
+        pool: int = 2,
+        dropout: float = 0.0,
+        init: Init = "torch",
+    ) -> None:
+        super().__init__(num_layers, dropout, init)
+        if channels < 1 or kernel_size < 1 or pool < 1 or padding < 0:
+            raise ValueError(
+                f"bad conv bank: channels={channels}, kernel_size={kernel_size}, pool={pool}, "
+                f"padding={padding}; all must be positive (padding >= 0)"
+            )
+        self.channels, self.kernel_size, self.padding, self.pool = (
+            channels, kernel_size, padding, pool
+        )
+        c, k = channels, kernel_size
+        self.weight = nn.Parameter(torch.empty(num_layers, c, c, k, k))  # [layer, out, in, k, k]
+        self.bias = nn.Parameter(torch.empty(num_layers, c))
+        self.reset_parameters()
+
+    def _post(self, z: Tensor) -> Tensor:
+        if self.pool > 1:
+            z = F.max_pool2d(z, self.pool)
+        return self.dropout(F.relu(z))
+
+    def forward(self, y: Tensor) -> Tensor:
+        """All layers on all rows: ``[N, C, H, W] -> [N, L, C, H', W']``."""
+        L, c, k = self.num_layers, self.channels, self.kernel_size
+        z = self._post(
+            F.conv2d(y, self.weight.view(L * c, c, k, k), self.bias.view(L * c), padding=self.padding)
+        )
+        return z.view(y.shape[0], L, c, *z.shape[-2:])
+
+    def layer(self, j: int, y: Tensor) -> Tensor:
+        return self._post(F.conv2d(y, self.weight[j], self.bias[j], padding=self.padding))
+
+    def segments(self, y: Tensor, layers: Sequence[int], counts: Sequence[int]) -> Tensor:
+        if len(set(layers)) == 1:
+            return self.layer(layers[0], y)
+        if len(set(counts)) > 1:
+            return torch.cat([self.layer(j, part) for j, part in zip(layers, y.split(list(counts)))])
+        # Blocks become channel groups of one grouped convolution: [B, S*C, H, W].
+        s, b, c, k = len(layers), counts[0], self.channels, self.kernel_size
+        idx = torch.tensor(layers, device=y.device)
+        x = y.view(s, b, c, *y.shape[-2:]).transpose(0, 1).reshape(b, s * c, *y.shape[-2:])
+        z = self._post(
+            F.conv2d(x, self.weight[idx].reshape(s * c, c, k, k), self.bias[idx].reshape(s * c),
+                     padding=self.padding, groups=s)
+        )
+        return z.view(b, s, c, *z.shape[-2:]).transpose(0, 1).reshape(s * b, c, *z.shape[-2:])
+
+    def output_shape(self, in_shape: Sequence[int], depth: int) -> tuple[int, ...]:
+        _, h, w = in_shape
+        for _ in range(depth):
+            h = (h + 2 * self.padding - self.kernel_size + 1) // self.pool
+            w = (w + 2 * self.padding - self.kernel_size + 1) // self.pool
+        if h < 1 or w < 1:
+            raise ValueError(
+                f"images of {in_shape[1]}x{in_shape[2]} vanish after {depth} conv layers "
+                f"(kernel {self.kernel_size}, pool {self.pool}); use larger images, padding or fewer depths"
+            )
+        return (self.channels, h, w)
+
+    def check_input(self, y: Tensor, where: str) -> None:
+        if y.dim() != 4 or y.shape[1] != self.channels:
+            raise ValueError(
+                f"{where}: the conv core expects [N, {self.channels}, H, W] inputs, got shape "
+                f"{tuple(y.shape)}; pad or project the input to {self.channels} channels"
+            )
+
+    def extra_repr(self) -> str:
+        return (
+            f"layers={self.num_layers}, channels={self.channels}, kernel={self.kernel_size}, "
+            f"padding={self.padding}, pool={self.pool}, init={self.init!r}"
+        )

@@ -1,0 +1,182 @@
+"""Task-specific encoders E_t and decoders D_t around the shared core (Sec. 3.3, Fig. 1).
+
+Encoders map each task's input to the core's input space; decoders map the core's output to each
+task's predictions. Where every task's batch has the same shape, the per-task linear maps run as
+one batched matmul over weights stacked on the fly (the parameters stay separate per task, so
+``task_parameters(t)`` and the state_dict read naturally).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from softorder.nn.orderings import Rows
+
+
+class Encoders(nn.Module):
+    """Base class. ``shared`` encoders apply one map to all tasks (no per-task parameters)."""
+
+    shared: bool = False
+
+    def encode(self, task: int, x: Tensor) -> Tensor:
+        """E_t on one task's batch (the readable path)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def forward(self, xs: Sequence[Tensor], rows: Rows) -> Tensor:
+        """All tasks' batches, stacked along the rows."""
+        return torch.cat([self.encode(t, x) for t, x in zip(rows.tasks, xs)])
+
+    def task_modules(self, task: int) -> list[nn.Module]:
+        return []
+
+    def check_input(self, task: int, x: Tensor) -> None:
+        pass
+
+
+class DenseEncoders(Encoders):
+    """Per-task ``Linear(in_t -> width) + ReLU``. ``frozen=True`` keeps them at their random
+    initialisation (the MNIST setting, Sec. 4.1)."""
+
+    def __init__(self, in_features: Sequence[int], width: int, frozen: bool = False) -> None:
+        super().__init__()
+        self.in_features, self.width, self.frozen = list(in_features), width, frozen
+        self.layers = nn.ModuleList(nn.Linear(n, width) for n in self.in_features)
+        if frozen:
+            self.layers.requires_grad_(False)
+
+    def encode(self, task: int, x: Tensor) -> Tensor:
+        return F.relu(self.layers[task](x))
+
+    def forward(self, xs: Sequence[Tensor], rows: Rows) -> Tensor:
+        if rows.uniform and len({x.shape[1] for x in xs}) == 1 and len(xs) > 1:
+            w = torch.stack([self.layers[t].weight for t in rows.tasks])  # [S, width, in]
+            b = torch.stack([self.layers[t].bias for t in rows.tasks])
+            z = torch.baddbmm(b.unsqueeze(1), torch.stack(list(xs)), w.transpose(1, 2))
+            return F.relu(z).view(-1, self.width)
+        return super().forward(xs, rows)
+
+    def task_modules(self, task: int) -> list[nn.Module]:
+        return [self.layers[task]]
+
+    def check_input(self, task: int, x: Tensor) -> None:
+        n = self.in_features[task]
+        if x.dim() != 2 or x.shape[1] != n:
+            raise ValueError(
+                f"task {task}: expected input of shape [batch, {n}], got {tuple(x.shape)}"
+            )
+
+
+class PadChannels(Encoders):
+    """Identity encoder that zero-pads image channels up to the core's C (the Omniglot setting,
+    Sec. 4.3: 1 -> 53 channels)."""
+
+    shared = True
+
+    def __init__(self, channels: int, image_shape: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.channels = channels
+        self.image_shape = tuple(image_shape) if image_shape is not None else None
+
+    def encode(self, task: int, x: Tensor) -> Tensor:
+        return F.pad(x, (0, 0, 0, 0, 0, self.channels - x.shape[1]))
+
+    def forward(self, xs: Sequence[Tensor], rows: Rows) -> Tensor:
+        return self.encode(0, torch.cat(list(xs)) if len(xs) > 1 else xs[0])
+
+    def check_input(self, task: int, x: Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] > self.channels:
+            raise ValueError(
+                f"task {task}: expected images [batch, c <= {self.channels}, H, W], "
+                f"got {tuple(x.shape)}"
+            )
+        if self.image_shape is not None and tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"task {task}: expected images of shape {self.image_shape}, got "
+                f"{tuple(x.shape[1:])}"
+            )
+
+
+class SharedEncoder(Encoders):
+    """ONE module shared by all tasks, e.g. a ResNet-50 backbone (the CelebA setting, Sec. 4.4)."""
+
+    shared = True
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def encode(self, task: int, x: Tensor) -> Tensor:
+        return self.module(x)
+
+    def forward(self, xs: Sequence[Tensor], rows: Rows) -> Tensor:
+        return self.module(torch.cat(list(xs)) if len(xs) > 1 else xs[0])
+
+
+class Decoders(nn.Module):
+    """Per-task linear decoders on the flattened core output. A multiclass task gets
+    ``num_classes`` logits (softmax / cross-entropy), a binary task one logit (sigmoid / BCE)."""
+
+    def __init__(
+        self, in_features: int, num_classes: Sequence[int], binary: Sequence[bool] | None = None
+    ) -> None:
+        super().__init__()
+        self.num_classes = list(num_classes)
+        self.binary = list(binary) if binary is not None else [False] * len(self.num_classes)
+        if len(self.binary) != len(self.num_classes):
+            raise ValueError(
+                f"got {len(self.num_classes)} class counts but {len(self.binary)} binary flags"
+            )
+        for t, (c, b) in enumerate(zip(self.num_classes, self.binary)):
+            if c < 2 or (b and c != 2):
+                raise ValueError(f"task {t}: needs >= 2 classes (exactly 2 if binary), got {c}")
+        self.out = [1 if b else c for c, b in zip(self.num_classes, self.binary)]
+        self.layers = nn.ModuleList(nn.Linear(in_features, o) for o in self.out)
+
+    def decode(self, task: int, y: Tensor) -> Tensor:
+        logits = self.layers[task](y.flatten(1))
+        return logits.squeeze(1) if self.binary[task] else logits
+
+    def forward(self, y: Tensor, rows: Rows) -> list[Tensor]:
+        """Decode stacked rows; returns one logits tensor per block of ``rows``."""
+        if not rows.uniform or len(rows.tasks) == 1:
+            return [self.decode(t, part) for t, part in zip(rows.tasks, y.split(list(rows.counts)))]
+        top = max(self.out[t] for t in rows.tasks)  # pad every task's logits to `top`, one bmm
+        w = torch.stack([F.pad(self.layers[t].weight, (0, 0, 0, top - self.out[t])) for t in rows.tasks])
+        b = torch.stack([F.pad(self.layers[t].bias, (0, top - self.out[t])) for t in rows.tasks])
+        z = torch.baddbmm(b.unsqueeze(1), y.reshape(len(rows.tasks), rows.counts[0], -1),
+                          w.transpose(1, 2))
+        return [self._trim(t, z[i]) for i, t in enumerate(rows.tasks)]
+
+    def forward_shared(self, y: Tensor, tasks: Sequence[int]) -> list[Tensor]:
+        """Every task decodes the same rows ``y``: one matmul with the decoders side by side."""
+        w = torch.cat([self.layers[t].weight for t in tasks])
+        b = torch.cat([self.layers[t].bias for t in tasks])
+        z = F.linear(y.flatten(1), w, b).split([self.out[t] for t in tasks], dim=1)
+        return [self._trim(t, zi) for t, zi in zip(tasks, z)]
+
+    def _trim(self, task: int, z: Tensor) -> Tensor:
+        return z[:, 0] if self.binary[task] else z[:, : self.out[task]]
+
+    def loss(self, task: int, logits: Tensor, target: Tensor) -> Tensor:
+        """Mean loss of one task: cross-entropy, or BCE-with-logits for a binary task."""
+        if self.binary[task]:
+            return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
+        return F.cross_entropy(logits, target)
+
+    def predict(self, task: int, logits: Tensor) -> Tensor:
+        """Predicted class ids of one task."""
+        return (logits > 0).long() if self.binary[task] else logits.argmax(1)
+
+    def check_target(self, task: int, target: Tensor) -> None:
+        c = self.num_classes[task]
+        bad = (target < 0) | (target >= c)
+        if bool(bad.any()):
+            row = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"task {task}: label {int(target[row])} at row {row} is outside 0..{c - 1} "
+                f"(the task has {c} classes)"
+            )

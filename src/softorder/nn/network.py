@@ -1,0 +1,234 @@
+"""The multitask network: per-task encoders -> ordered shared core -> per-task decoders (Fig. 1).
+
+Two input modes:
+
+* multi-input: ``net([x_0, ..., x_{T-1}])`` — one batch per task (tasks may differ in input size
+  and class count, as the ten UCI datasets do);
+* single-input: ``net(x)`` — one batch, every task predicts on it (CelebA's 40 attributes).
+
+Both return one logits tensor per task. All tasks run through the core together (fused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from softorder.nn.banks import ConvBank, DenseBank, Init
+from softorder.nn.heads import Decoders, DenseEncoders, Encoders, PadChannels, SharedEncoder
+from softorder.nn.orderings import Ordering, Rows, SoftOrdering, make_ordering
+
+Inputs = Tensor | Sequence[Tensor]
+
+
+class MultiTaskNet(nn.Module):
+    """Encoders E_t, an ordered core of shared layers, decoders D_t (Sec. 3.3).
+
+    Set ``check_finite=True`` to reject NaN/inf inputs with an error naming the task.
+    """
+
+    def __init__(
+        self, encoders: Encoders, core: Ordering, decoders: Decoders, check_finite: bool = False
+    ) -> None:
+        super().__init__()
+        if len(decoders.num_classes) != core.num_tasks:
+            raise ValueError(
+                f"core has {core.num_tasks} tasks but {len(decoders.num_classes)} decoders"
+            )
+        if isinstance(encoders, DenseEncoders) and len(encoders.in_features) != core.num_tasks:
+            raise ValueError(
+                f"core has {core.num_tasks} tasks but {len(encoders.in_features)} encoders"
+            )
+        self.encoders, self.core, self.decoders = encoders, core, decoders
+        self.check_finite = check_finite
+
+    @property
+    def num_tasks(self) -> int:
+        return self.core.num_tasks
+
+    @property
+    def ordering(self) -> str:
+        return self.core.name
+
+    def forward(self, x: Inputs, tasks: Sequence[int] | None = None) -> list[Tensor]:
+        """Logits of each task in ``tasks`` (default: all), in that order."""
+        tasks = self.check_tasks(tasks)
+        if isinstance(x, Tensor):
+            return self._forward_single(x, tasks)
+        xs = list(x)
+        if len(xs) != len(tasks):
+            raise ValueError(
+                f"multi-input mode takes one batch per task: expected {len(tasks)} batches "
+                f"(tasks {list(tasks)}), got {len(xs)}"
+            )
+        for t, xt in zip(tasks, xs):
+            self._check_input(t, xt)
+        rows = Rows(tuple(tasks), tuple(xt.shape[0] for xt in xs))
+        h = self.encoders(xs, rows)
+        self.core.bank.check_input(h, "core input")
+        return self.decoders(self.core(h, rows), rows)
+
+    def _forward_single(self, x: Tensor, tasks: list[int]) -> list[Tensor]:
+        self._check_input(tasks[0], x)
+        if not self.encoders.shared:  # each task encodes the same batch its own way
+            return self.forward([x] * len(tasks), tasks)
+        h = self.encoders([x], Rows((tasks[0],), (x.shape[0],)))
+        self.core.bank.check_input(h, "core input")
+        if self.core.shares_path:  # parallel: the core output is the same for every task
+            return self.decoders.forward_shared(self.core(h, Rows((tasks[0],), (x.shape[0],))), tasks)
+        rows = Rows(tuple(tasks), (x.shape[0],) * len(tasks))
+        h = h.unsqueeze(0).expand(len(tasks), *h.shape).reshape(-1, *h.shape[1:])
+        return self.decoders(self.core(h, rows), rows)
+
+    def check_tasks(self, tasks: Sequence[int] | None) -> list[int]:
+        if tasks is None:
+            return list(range(self.num_tasks))
+        tasks = [int(t) for t in tasks]
+        for t in tasks:
+            if not 0 <= t < self.num_tasks:
+                raise ValueError(
+                    f"task id {t} is out of range: the network has tasks 0..{self.num_tasks - 1}"
+                )
+        if not tasks:
+            raise ValueError("tasks is empty: name at least one task")
+        return tasks
+
+    def _check_input(self, task: int, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise ValueError(f"task {task}: expected a tensor, got {type(x).__name__}")
+        self.encoders.check_input(task, x)
+        if self.check_finite and not bool(torch.isfinite(x).all()):
+            raise ValueError(f"task {task}: input contains NaN or inf values")
+
+    # -- losses and predictions ---------------------------------------------------------------
+    def losses(
+        self, logits: Sequence[Tensor], targets: Sequence[Tensor], tasks: Sequence[int] | None = None
+    ) -> Tensor:
+        """Mean loss of each task, ``[len(tasks)]``. The training loss is their sum (Sec. 3)."""
+        tasks = self.check_tasks(tasks)
+        if len(targets) != len(tasks) or len(logits) != len(tasks):
+            raise ValueError(
+                f"expected {len(tasks)} logits and targets, got {len(logits)} and {len(targets)}"
+            )
+        for t, y in zip(tasks, targets):
+            self.decoders.check_target(t, y)
+        return torch.stack([self.decoders.loss(t, z, y) for t, z, y in zip(tasks, logits, targets)])
+
+    def predict(self, logits: Sequence[Tensor], tasks: Sequence[int] | None = None) -> list[Tensor]:
+        tasks = self.check_tasks(tasks)
+        return [self.decoders.predict(t, z) for t, z in zip(tasks, logits)]
+
+    # -- parameter groups ---------------------------------------------------------------------
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        """The core's layers (and a shared encoder's parameters). For ``single`` ordering the
+        core holds each task's private layers stacked in one tensor."""
+        yield from self.core.bank.parameters()
+        if isinstance(self.encoders, SharedEncoder):
+            yield from (p for p in self.encoders.parameters() if p.requires_grad)
+
+    def ordering_parameters(self) -> Iterator[nn.Parameter]:
+        """The soft-ordering scalings S (empty for other orderings)."""
+        if isinstance(self.core, SoftOrdering):
+            yield self.core.S
+
+    def task_parameters(self, task: int) -> Iterator[nn.Parameter]:
+        """Trainable parameters of task ``task``'s own encoder and decoder."""
+        self.check_tasks([task])
+        for m in [*self.encoders.task_modules(task), self.decoders.layers[task]]:
+            yield from (p for p in m.parameters() if p.requires_grad)
+
+    def mixing_weights(self) -> Tensor | None:
+        """softmax(S), ``[T, depth, layer]``, detached; None for hard orderings."""
+        if isinstance(self.core, SoftOrdering):
+            return self.core.weights().detach()
+        return None
+
+
+def dense_net(
+    in_features: int | Sequence[int],
+    num_classes: Sequence[int],
+    *,
+    width: int = 64,
+    num_layers: int = 4,
+    depth: int | None = None,
+    ordering: str = "soft",
+    dropout: float = 0.0,
+    encoder: str = "learned",
+    binary: Sequence[bool] | bool = False,
+    seed: int = 0,
+    init: Init = "torch",
+    temperature: float = 1.0,
+    check_finite: bool = False,
+) -> MultiTaskNet:
+    """A dense multitask net (Sec. 4.1, 4.2): per-task ``Linear(in_t -> width) + ReLU`` encoders
+    (``encoder='learned'`` or ``'frozen'``), ``num_layers`` shared dense ReLU layers of ``width``
+    in the given ``ordering``, and per-task linear decoders."""
+    num_tasks = len(num_classes)
+    ins = [in_features] * num_tasks if isinstance(in_features, int) else list(in_features)
+    if encoder not in ("learned", "frozen"):
+        raise ValueError(f"unknown encoder {encoder!r}; choose 'learned' or 'frozen'")
+    flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
+    encoders = DenseEncoders(ins, width, frozen=encoder == "frozen")
+    core = make_ordering(
+        ordering, lambda n: DenseBank(width, n, dropout, init), num_tasks, num_layers, depth,
+        seed=seed, temperature=temperature,
+    )
+    return MultiTaskNet(encoders, core, Decoders(width, num_classes, flags), check_finite)
+
+
+def conv_net(
+    num_classes: Sequence[int],
+    *,
+    image_shape: Sequence[int] = (1, 105, 105),
+    channels: int = 53,
+    num_layers: int = 4,
+    depth: int | None = None,
+    kernel_size: int = 3,
+    padding: int = 0,
+    ordering: str = "soft",
+    dropout: float = 0.0,
+    seed: int = 0,
+    init: Init = "torch",
+    temperature: float = 1.0,
+    check_finite: bool = False,
+) -> MultiTaskNet:
+    """The Omniglot net (Sec. 4.3): identity encoder zero-padding channels up to ``channels``,
+    ``num_layers`` shared ``conv k×k -> max-pool 2 -> ReLU`` layers, per-task softmax decoders."""
+    num_tasks = len(num_classes)
+
+    def bank(n: int) -> ConvBank:
+        return ConvBank(channels, n, kernel_size, padding, dropout=dropout, init=init)
+
+    core = make_ordering(ordering, bank, num_tasks, num_layers, depth, seed=seed, temperature=temperature)
+    out = core.bank.output_shape((channels, *image_shape[1:]), core.depth)
+    features = int(torch.tensor(out).prod())
+    return MultiTaskNet(
+        PadChannels(channels, image_shape), core, Decoders(features, num_classes), check_finite
+    )
+
+
+def shared_encoder_net(
+    backbone: nn.Module,
+    num_classes: Sequence[int],
+    *,
+    width: int = 256,
+    num_layers: int = 4,
+    depth: int | None = None,
+    ordering: str = "soft",
+    dropout: float = 0.0,
+    binary: Sequence[bool] | bool = True,
+    seed: int = 0,
+    init: Init = "torch",
+    temperature: float = 1.0,
+) -> MultiTaskNet:
+    """One backbone shared by every task (it must output ``[batch, width]``), an ordered dense
+    core and per-task decoders: the CelebA setting (Sec. 4.4)."""
+    num_tasks = len(num_classes)
+    flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
+    core = make_ordering(
+        ordering, lambda n: DenseBank(width, n, dropout, init), num_tasks, num_layers, depth,
+        seed=seed, temperature=temperature,
+    )
+    return MultiTaskNet(SharedEncoder(backbone), core, Decoders(width, num_classes, flags))

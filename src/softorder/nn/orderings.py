@@ -1,0 +1,233 @@
+"""Orderings of a layer bank over T tasks and K depths: the four methods of Sec. 3.
+
+=============  ===========================================================  ========
+ordering       depth k of task t applies                                    paper
+=============  ===========================================================  ========
+``parallel``   layer k, for every task                                      Eq. 2
+``permuted``   layer ``order[t, k]``, a fixed random permutation per task   Eq. 3
+``soft``       ``Σ_j softmax(S[t, k])_j · F_j`` with S learned               Eq. 7
+``single``     task t's private layer k (no sharing)                        Sec. 4
+=============  ===========================================================  ========
+
+Every ordering runs *fused*: the rows of all tasks are stacked along the batch and go through the
+core together. :class:`Rows` says which task owns which contiguous block of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from softorder.nn.banks import LayerBank
+
+ORDERINGS = ("single", "parallel", "permuted", "soft")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows ``sum(counts[:i]) .. sum(counts[:i+1])`` of a stacked batch belong to ``tasks[i]``."""
+
+    tasks: tuple[int, ...]
+    counts: tuple[int, ...]
+    _index: dict[torch.device, Tensor] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def uniform(self) -> bool:
+        return len(set(self.counts)) <= 1
+
+    def index(self, device: torch.device) -> Tensor:
+        """Task id of every row, ``[N]``."""
+        if device not in self._index:
+            self._index[device] = torch.repeat_interleave(
+                torch.tensor(self.tasks, device=device), torch.tensor(self.counts, device=device)
+            )
+        return self._index[device]
+
+
+def soft_order_step(outputs: Tensor, weights: Tensor) -> Tensor:
+    """One depth of soft ordering (Eq. 7): ``y^k = Σ_j s_j · F_j(y^{k-1})``.
+
+    ``outputs`` holds every layer's output ``F_j(y^{k-1})`` as ``[N, L, *features]`` and
+    ``weights`` the mixing weights ``softmax(S[t, k])`` of each row's task as ``[N, L]``.
+    """
+    return torch.einsum("nl...,nl->n...", outputs, weights)
+
+
+class Ordering(nn.Module):
+    """An ordered core: a layer bank applied over ``depth`` depths for ``num_tasks`` tasks."""
+
+    name: str = ""
+
+    def __init__(self, bank: LayerBank, num_tasks: int, depth: int) -> None:
+        super().__init__()
+        if num_tasks < 1:
+            raise ValueError(f"num_tasks must be at least 1, got {num_tasks}")
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self.bank, self.num_tasks, self.depth = bank, num_tasks, depth
+
+    @property
+    def num_layers(self) -> int:
+        """Layers per task (the bank's layer count, except for ``single``)."""
+        return self.bank.num_layers
+
+    @property
+    def shares_path(self) -> bool:
+        """True when every task takes the same path (parallel): single-input mode can then run the
+        core once for all tasks."""
+        return False
+
+
+class HardOrdering(Ordering):
+    """Each task applies one layer per depth: ``y^k = F_{order[t, k]}(y^{k-1})`` (Eq. 2, 3)."""
+
+    order: Tensor
+
+    def __init__(self, bank: LayerBank, num_tasks: int, depth: int, order: Tensor) -> None:
+        super().__init__(bank, num_tasks, depth)
+        self.register_buffer("order", order.long())  # [T, K]; in the state_dict
+        self._order_list: list[list[int]] = self.order.tolist()
+
+    def layer_at(self, task: int, depth: int) -> int:
+        """Index into the bank of the layer task ``task`` applies at ``depth``."""
+        return self._order_list[task][depth]
+
+    def forward(self, y: Tensor, rows: Rows) -> Tensor:
+        for k in range(self.depth):
+            y = self.bank.segments(y, [self._order_list[t][k] for t in rows.tasks], rows.counts)
+        return y
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        self._order_list = self.order.tolist()
+
+
+class ParallelOrdering(HardOrdering):
+    """Classic deep MTL: depth k applies layer k for every task (Eq. 2)."""
+
+    name = "parallel"
+
+    def __init__(self, bank: LayerBank, num_tasks: int, depth: int | None = None) -> None:
+        depth = _hard_depth(bank, depth, "parallel")
+        super().__init__(bank, num_tasks, depth, torch.arange(depth).repeat(num_tasks, 1))
+
+    @property
+    def shares_path(self) -> bool:
+        return True
+
+    def forward(self, y: Tensor, rows: Rows) -> Tensor:
+        for k in range(self.depth):
+            y = self.bank.layer(k, y)
+        return y
+
+
+class PermutedOrdering(HardOrdering):
+    """Each task applies the shared layers in its own fixed random order (Eq. 3). The orders are
+    drawn from ``seed`` at construction and kept in the state_dict."""
+
+    name = "permuted"
+
+    def __init__(
+        self, bank: LayerBank, num_tasks: int, depth: int | None = None, seed: int = 0
+    ) -> None:
+        depth = _hard_depth(bank, depth, "permuted")
+        gen = torch.Generator().manual_seed(seed)
+        order = torch.stack([torch.randperm(depth, generator=gen) for _ in range(num_tasks)])
+        super().__init__(bank, num_tasks, depth, order)
+
+
+class SingleTaskOrdering(HardOrdering):
+    """No sharing: task t owns layers ``t*L .. t*L+L-1`` of a bank with ``T*L`` layers, applied in
+    parallel order. The single-task baseline with an equivalent core (Sec. 4)."""
+
+    name = "single"
+
+    def __init__(self, bank: LayerBank, num_tasks: int, depth: int | None = None) -> None:
+        if bank.num_layers % num_tasks:
+            raise ValueError(
+                f"single-task ordering needs a bank of num_tasks*L layers; got {bank.num_layers} "
+                f"layers for {num_tasks} tasks"
+            )
+        per_task = bank.num_layers // num_tasks
+        if depth is not None and depth != per_task:
+            raise ValueError(
+                f"single-task ordering applies each task's {per_task} layers once, so depth must "
+                f"equal the number of layers ({per_task}), got depth={depth}"
+            )
+        order = torch.arange(num_tasks)[:, None] * per_task + torch.arange(per_task)
+        super().__init__(bank, num_tasks, per_task, order)
+
+    @property
+    def num_layers(self) -> int:
+        return self.bank.num_layers // self.num_tasks
+
+
+class SoftOrdering(Ordering):
+    """Soft layer ordering (Sec. 3.3, Eq. 7). ``S[t, k, j]`` scales layer j at depth k for task t;
+    the weights ``softmax(S[t, k] / temperature)`` sum to one over layers. S starts at zero, i.e.
+    every layer weighted equally, and is learned with the layers. ``depth`` may exceed the number of
+    layers (layers reused across more depths: the recurrent-like extension of Sec. 6)."""
+
+    name = "soft"
+
+    def __init__(
+        self, bank: LayerBank, num_tasks: int, depth: int | None = None, temperature: float = 1.0
+    ) -> None:
+        super().__init__(bank, num_tasks, bank.num_layers if depth is None else depth)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+        self.S = nn.Parameter(torch.zeros(num_tasks, self.depth, bank.num_layers))
+
+    def weights(self) -> Tensor:
+        """The mixing weights ``softmax(S / temperature)`` over layers, ``[T, K, L]``."""
+        return torch.softmax(self.S / self.temperature, dim=-1)
+
+    def forward(self, y: Tensor, rows: Rows) -> Tensor:
+        w = self.weights()[rows.index(y.device)]  # [N, K, L]: each row gets its task's S
+        for k in range(self.depth):
+            y = soft_order_step(self.bank(y), w[:, k])
+        return y
+
+    def extra_repr(self) -> str:
+        return f"tasks={self.num_tasks}, depth={self.depth}, temperature={self.temperature}"
+
+
+def _hard_depth(bank: LayerBank, depth: int | None, name: str) -> int:
+    if depth is not None and depth != bank.num_layers:
+        raise ValueError(
+            f"{name} ordering applies each of the {bank.num_layers} layers exactly once, so depth "
+            f"must equal the number of layers; got depth={depth}. Only 'soft' ordering may use "
+            f"more or fewer depths than layers"
+        )
+    return bank.num_layers
+
+
+def make_ordering(
+    name: str,
+    bank_factory: Any,
+    num_tasks: int,
+    num_layers: int,
+    depth: int | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> Ordering:
+    """Build an ordering by name; ``bank_factory(n)`` must return a bank of ``n`` layers."""
+    if name == "soft":
+        return SoftOrdering(bank_factory(num_layers), num_tasks, depth, temperature)
+    if name == "parallel":
+        return ParallelOrdering(bank_factory(num_layers), num_tasks, depth)
+    if name == "permuted":
+        return PermutedOrdering(bank_factory(num_layers), num_tasks, depth, seed=seed)
+    if name == "single":
+        return SingleTaskOrdering(bank_factory(num_tasks * num_layers), num_tasks, depth)
+    raise ValueError(f"unknown ordering {name!r}; choose one of {', '.join(ORDERINGS)}")
+
+
+def orders(ordering: Ordering) -> Sequence[Sequence[int]] | None:
+    """The fixed layer order of each task for hard orderings, None for soft."""
+    return ordering._order_list if isinstance(ordering, HardOrdering) else None

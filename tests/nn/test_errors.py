@@ -1,0 +1,71 @@
+"""Bad input gets a ValueError that names the task and says expected vs got."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import softorder as so
+from softorder.nn import ConvBank, DenseBank, ParallelOrdering, PermutedOrdering, SoftOrdering
+
+
+@pytest.fixture
+def net() -> so.MultiTaskNet:
+    return so.dense_net([3, 4], [2, 3], width=8, check_finite=True)
+
+
+def test_wrong_number_of_task_batches(net: so.MultiTaskNet) -> None:
+    with pytest.raises(ValueError, match=r"expected 2 batches .* got 1"):
+        net([torch.randn(2, 3)])
+
+
+def test_task_id_out_of_range(net: so.MultiTaskNet) -> None:
+    with pytest.raises(ValueError, match=r"task id 5 is out of range.*0\.\.1"):
+        net([torch.randn(2, 3)], tasks=[5])
+
+
+def test_wrong_input_size_names_task(net: so.MultiTaskNet) -> None:
+    with pytest.raises(ValueError, match=r"task 1: expected input of shape \[batch, 4\], got \(2, 3\)"):
+        net([torch.randn(2, 3), torch.randn(2, 3)])
+
+
+def test_wrong_channel_count_into_conv_bank() -> None:
+    net = so.conv_net([2], image_shape=(1, 16, 16), channels=4, padding=1)
+    with pytest.raises(ValueError, match=r"task 0: expected images \[batch, c <= 4"):
+        net([torch.randn(2, 6, 16, 16)])
+    ordering = ParallelOrdering(ConvBank(4, 2, padding=1), 1)
+    with pytest.raises(ValueError, match=r"conv core expects \[N, 4, H, W\].*got shape \(2, 3, 8, 8\)"):
+        ordering.bank.check_input(torch.randn(2, 3, 8, 8), "core input")
+
+
+def test_labels_out_of_range_name_task_and_row(net: so.MultiTaskNet) -> None:
+    logits = net([torch.randn(3, 3), torch.randn(3, 4)])
+    with pytest.raises(ValueError, match=r"task 1: label 3 at row 2 is outside 0\.\.2"):
+        net.losses(logits, [torch.tensor([0, 1, 1]), torch.tensor([0, 2, 3])])
+
+
+def test_non_finite_inputs_rejected_when_checked(net: so.MultiTaskNet) -> None:
+    bad = torch.randn(2, 4)
+    bad[1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"task 1: input contains NaN or inf"):
+        net([torch.randn(2, 3), bad])
+    net.check_finite = False
+    net([torch.randn(2, 3), bad])  # allowed when the check is off
+
+
+def test_depth_mismatch_for_hard_orderings() -> None:
+    with pytest.raises(ValueError, match=r"parallel ordering .* depth must equal"):
+        ParallelOrdering(DenseBank(4, 3), 2, depth=5)
+    with pytest.raises(ValueError, match=r"permuted ordering .* Only 'soft'"):
+        PermutedOrdering(DenseBank(4, 3), 2, depth=2)
+    assert SoftOrdering(DenseBank(4, 3), 2, depth=5).S.shape == (2, 5, 3)
+
+
+def test_unknown_ordering_lists_choices() -> None:
+    with pytest.raises(ValueError, match=r"unknown ordering 'hard'.*single, parallel, permuted, soft"):
+        so.dense_net(3, [2], ordering="hard")
+
+
+def test_images_too_small_for_depth() -> None:
+    with pytest.raises(ValueError, match="vanish after 4 conv layers"):
+        so.conv_net([2], image_shape=(1, 28, 28), channels=4, padding=0)

@@ -1,0 +1,127 @@
+"""Properties of the orderings and the multitask net (Sec. 3)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import softorder as so
+from softorder.nn import DenseBank, PermutedOrdering, soft_order_step
+
+
+def test_soft_weights_uniform_at_init_and_rows_sum_to_one() -> None:
+    net = so.dense_net(4, [2, 2, 3], width=8, ordering="soft")
+    s = net.mixing_weights()
+    assert s is not None and s.shape == (3, 4, 4)
+    torch.testing.assert_close(s, torch.full_like(s, 0.25))
+    nn.init.normal_(net.core.S, std=3.0)
+    torch.testing.assert_close(net.mixing_weights().sum(-1), torch.ones(3, 4))
+
+
+def test_soft_order_step_is_weighted_sum() -> None:
+    outputs, w = torch.randn(3, 4, 5), torch.softmax(torch.randn(3, 4), -1)
+    expected = sum(w[:, j, None] * outputs[:, j] for j in range(4))
+    torch.testing.assert_close(soft_order_step(outputs, w), expected)
+
+
+def test_permuted_equals_soft_with_one_hot_s() -> None:
+    torch.manual_seed(0)
+    perm = so.dense_net(5, [2, 3, 2], width=8, ordering="permuted", seed=3).eval()
+    soft = so.dense_net(5, [2, 3, 2], width=8, ordering="soft").eval()
+    soft.load_state_dict({k: v for k, v in perm.state_dict().items() if "order" not in k}, strict=False)
+    with torch.no_grad():
+        soft.core.S.copy_(torch.nn.functional.one_hot(perm.core.order, 4).float() * 1e4)
+    x = [torch.randn(6, 5) for _ in range(3)]
+    for a, b in zip(perm(x), soft(x)):
+        torch.testing.assert_close(a, b)
+
+
+def test_permuted_orders_are_permutations_seeded_and_kept_in_state_dict() -> None:
+    a = PermutedOrdering(DenseBank(4, 4), num_tasks=6, seed=1)
+    b = PermutedOrdering(DenseBank(4, 4), num_tasks=6, seed=1)
+    c = PermutedOrdering(DenseBank(4, 4), num_tasks=6, seed=2)
+    assert torch.equal(a.order, b.order) and not torch.equal(a.order, c.order)
+    assert all(sorted(row) == [0, 1, 2, 3] for row in a.order.tolist())
+    c.load_state_dict(a.state_dict())
+    assert torch.equal(c.order, a.order)
+    assert [c.layer_at(t, k) for t in range(6) for k in range(4)] == a.order.flatten().tolist()
+
+
+@pytest.mark.parametrize("ordering", ["single", "parallel", "permuted", "soft"])
+def test_state_dict_round_trip(ordering: str) -> None:
+    torch.manual_seed(0)
+    a = so.dense_net([3, 4], [2, 3], width=8, ordering=ordering, seed=5).eval()
+    for p in a.ordering_parameters():
+        nn.init.normal_(p)
+    b = so.dense_net([3, 4], [2, 3], width=8, ordering=ordering, seed=99).eval()
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = [torch.randn(4, 3), torch.randn(4, 4)]
+    for u, v in zip(a(x), b(x)):
+        torch.testing.assert_close(u, v, rtol=0, atol=0)
+
+
+def test_parallel_with_one_task_is_a_plain_sequential_net() -> None:
+    torch.manual_seed(0)
+    net = so.dense_net(5, [3], width=8, num_layers=3, ordering="parallel").eval()
+    bank = net.core.bank
+    seq = nn.Sequential(nn.Linear(5, 8), nn.ReLU())
+    with torch.no_grad():
+        seq[0].weight.copy_(net.encoders.layers[0].weight)
+        seq[0].bias.copy_(net.encoders.layers[0].bias)
+        for j in range(3):
+            lin = nn.Linear(8, 8)
+            lin.weight.copy_(bank.weight[j])
+            lin.bias.copy_(bank.bias[j])
+            seq.extend([lin, nn.ReLU()])
+        out = nn.Linear(8, 3)
+        out.weight.copy_(net.decoders.layers[0].weight)
+        out.bias.copy_(net.decoders.layers[0].bias)
+        seq.append(out)
+    x = torch.randn(7, 5)
+    torch.testing.assert_close(net([x])[0], seq(x))
+
+
+def test_parameter_groups_partition_trainable_parameters() -> None:
+    net = so.dense_net([3, 4, 5], [2, 3, 4], width=8, ordering="soft")
+    shared = {id(p) for p in net.shared_parameters()}
+    ordering = {id(p) for p in net.ordering_parameters()}
+    tasks = [{id(p) for p in net.task_parameters(t)} for t in range(3)]
+    groups = [shared, ordering, *tasks]
+    assert ordering == {id(net.core.S)}
+    assert sum(len(g) for g in groups) == len(set().union(*groups))  # disjoint
+    assert set().union(*groups) == {id(p) for p in net.parameters() if p.requires_grad}
+    frozen = so.dense_net(4, [2, 2], width=8, ordering="parallel", encoder="frozen")
+    assert list(frozen.ordering_parameters()) == []
+    assert all(p.requires_grad for p in frozen.task_parameters(0))
+    assert len(list(frozen.task_parameters(0))) == 2  # decoder only: the encoder is frozen
+
+
+def test_single_ordering_has_private_layers() -> None:
+    net = so.dense_net(4, [2, 2, 2], width=8, num_layers=4, ordering="single")
+    assert net.core.bank.num_layers == 12 and net.core.num_layers == 4
+    assert net.core.order.tolist()[2] == [8, 9, 10, 11]
+
+
+def test_binary_and_multiclass_losses_and_predictions() -> None:
+    net = so.dense_net(4, [2, 5], width=8, binary=[True, False], ordering="soft")
+    x = [torch.randn(6, 4), torch.randn(6, 4)]
+    logits = net(x)
+    assert logits[0].shape == (6,) and logits[1].shape == (6, 5)
+    y = [torch.randint(0, 2, (6,)), torch.randint(0, 5, (6,))]
+    losses = net.losses(logits, y)
+    assert losses.shape == (2,) and bool(torch.isfinite(losses).all())
+    preds = net.predict(logits)
+    assert set(preds[0].tolist()) <= {0, 1} and preds[1].max() < 5
+
+
+def test_he_init_and_dropout_train_mode_differs() -> None:
+    bank = DenseBank(64, 4, dropout=0.5, init="he")
+    assert torch.all(bank.bias == 0)
+    std = bank.weight.std().item()
+    assert abs(std - (2 / 64) ** 0.5) < 0.02
+    x = torch.randn(16, 64)
+    bank.train()
+    assert not torch.equal(bank(x), bank(x))
+    bank.eval()
+    assert torch.equal(bank(x), bank(x))
