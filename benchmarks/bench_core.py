@@ -57,8 +57,14 @@ def build(w: Workload, ordering: str, device: torch.device) -> tuple[MultiTaskNe
         net = so.dense_net(w.width, classes, width=w.width, num_layers=w.layers, ordering=ordering)
         xs = [torch.randn(w.batch, w.width, device=device) for _ in range(w.tasks)]
     else:
-        net = so.conv_net(classes, image_shape=(1, w.image, w.image), channels=w.width,
-                          num_layers=w.layers, padding=w.padding, ordering=ordering)
+        net = so.conv_net(
+            classes,
+            image_shape=(1, w.image, w.image),
+            channels=w.width,
+            num_layers=w.layers,
+            padding=w.padding,
+            ordering=ordering,
+        )
         xs = [torch.randn(w.batch, 1, w.image, w.image, device=device) for _ in range(w.tasks)]
     ys = [torch.randint(0, w.classes, (w.batch,), device=device) for _ in range(w.tasks)]
     return net.to(device), xs, ys
@@ -67,8 +73,7 @@ def build(w: Workload, ordering: str, device: torch.device) -> tuple[MultiTaskNe
 def step_fn(net: MultiTaskNet, xs: list, ys: list, loop: bool, dtype: str) -> Callable[[], None]:
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     device_type = xs[0].device.type
-    amp = (torch.autocast(device_type, dtype=torch.bfloat16) if dtype == "bf16"
-           else contextlib.nullcontext())
+    amp = torch.autocast(device_type, dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -99,8 +104,11 @@ def timeit(step: Callable[[], None], device: torch.device, min_time: float, warm
 def run(w: Workload, device: torch.device, dtype: str, min_time: float, skip_loop: bool) -> dict:
     torch.manual_seed(0)
     res: dict = {"workload": w.name, "device": device_name(device), "dtype": dtype}
-    for label, ordering, loop in [("fused", "soft", False), ("parallel", "parallel", False),
-                                  ("loop", "soft", True)]:
+    for label, ordering, loop in [
+        ("fused", "soft", False),
+        ("parallel", "parallel", False),
+        ("loop", "soft", True),
+    ]:
         if loop and skip_loop:
             res["loop_ms"] = None
             continue
@@ -128,7 +136,7 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object per workload")
     args = p.parse_args()
     device = torch.device(args.device)
-    names = (args.workloads or (CPU_DEFAULT if device.type == "cpu" else ",".join(WORKLOADS)))
+    names = args.workloads or (CPU_DEFAULT if device.type == "cpu" else ",".join(WORKLOADS))
     unknown = [n for n in names.split(",") if n not in WORKLOADS]
     if unknown:
         p.error(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}")
@@ -137,8 +145,10 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cudnn.benchmark = True
     if not args.json:
-        print(f"{'workload':<15} {'device':<24} {'dtype':<5} {'loop ms':>9} {'fused ms':>9} "
-              f"{'parallel ms':>11} {'loop/fused':>10} {'fused/par':>9} {'samples/s':>10}")
+        print(
+            f"{'workload':<15} {'device':<24} {'dtype':<5} {'loop ms':>9} {'fused ms':>9} "
+            f"{'parallel ms':>11} {'loop/fused':>10} {'fused/par':>9} {'samples/s':>10}"
+        )
     for name in names.split(","):
         r = run(WORKLOADS[name], device, args.dtype, args.min_time, args.skip_loop)
         if args.json:
@@ -146,9 +156,12 @@ def main() -> None:
         else:
             loop = f"{r['loop_ms']:9.2f}" if r["loop_ms"] else f"{'-':>9}"
             ratio = f"{r['loop_over_fused']:9.1f}x" if r["loop_ms"] else f"{'-':>10}"
-            print(f"{r['workload']:<15} {r['device'][:24]:<24} {r['dtype']:<5} {loop} "
-                  f"{r['fused_ms']:9.2f} {r['parallel_ms']:11.2f} {ratio} "
-                  f"{r['fused_over_parallel']:9.2f} {r['samples_per_s']:10.0f}", flush=True)
+            print(
+                f"{r['workload']:<15} {r['device'][:24]:<24} {r['dtype']:<5} {loop} "
+                f"{r['fused_ms']:9.2f} {r['parallel_ms']:11.2f} {ratio} "
+                f"{r['fused_over_parallel']:9.2f} {r['samples_per_s']:10.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

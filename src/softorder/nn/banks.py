@@ -70,9 +70,7 @@ class DenseBank(LayerBank):
     """``Linear(w->w) -> ReLU -> Dropout`` per layer (Sec. 4.1, 4.2, 4.4). All L layers run as one
     matmul with the ``[w, L*w]`` matrix ``weight.view(L*w, w).T``."""
 
-    def __init__(
-        self, width: int, num_layers: int, dropout: float = 0.0, init: Init = "torch"
-    ) -> None:
+    def __init__(self, width: int, num_layers: int, dropout: float = 0.0, init: Init = "torch") -> None:
         super().__init__(num_layers, dropout, init)
         if width < 1:
             raise ValueError(f"width must be positive, got {width}")
@@ -100,7 +98,8 @@ class DenseBank(LayerBank):
             return torch.cat([self.layer(j, part) for j, part in zip(layers, y.split(list(counts)))])
         idx = torch.tensor(layers, device=y.device)
         z = torch.baddbmm(  # [S, B, w]: block s through layer layers[s]
-            self.bias[idx].unsqueeze(1), y.view(len(layers), counts[0], -1),
+            self.bias[idx].unsqueeze(1),
+            y.view(len(layers), counts[0], -1),
             self.weight[idx].transpose(1, 2),
         )
         return self._post(z).view(y.shape[0], self.width)
@@ -139,9 +138,7 @@ class ConvBank(LayerBank):
                 f"bad conv bank: channels={channels}, kernel_size={kernel_size}, pool={pool}, "
                 f"padding={padding}; all must be positive (padding >= 0)"
             )
-        self.channels, self.kernel_size, self.padding, self.pool = (
-            channels, kernel_size, padding, pool
-        )
+        self.channels, self.kernel_size, self.padding, self.pool = (channels, kernel_size, padding, pool)
         c, k = channels, kernel_size
         self.weight = nn.Parameter(torch.empty(num_layers, c, c, k, k))  # [layer, out, in, k, k]
         self.bias = nn.Parameter(torch.empty(num_layers, c))
@@ -173,8 +170,13 @@ class ConvBank(LayerBank):
         idx = torch.tensor(layers, device=y.device)
         x = y.view(s, b, c, *y.shape[-2:]).transpose(0, 1).reshape(b, s * c, *y.shape[-2:])
         z = self._post(
-            F.conv2d(x, self.weight[idx].reshape(s * c, c, k, k), self.bias[idx].reshape(s * c),
-                     padding=self.padding, groups=s)
+            F.conv2d(
+                x,
+                self.weight[idx].reshape(s * c, c, k, k),
+                self.bias[idx].reshape(s * c),
+                padding=self.padding,
+                groups=s,
+            )
         )
         return z.view(b, s, c, *z.shape[-2:]).transpose(0, 1).reshape(s * b, c, *z.shape[-2:])
 

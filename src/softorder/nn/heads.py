@@ -65,9 +65,7 @@ class DenseEncoders(Encoders):
     def check_input(self, task: int, x: Tensor) -> None:
         n = self.in_features[task]
         if x.dim() != 2 or x.shape[1] != n:
-            raise ValueError(
-                f"task {task}: expected input of shape [batch, {n}], got {tuple(x.shape)}"
-            )
+            raise ValueError(f"task {task}: expected input of shape [batch, {n}], got {tuple(x.shape)}")
 
 
 class PadChannels(Encoders):
@@ -90,13 +88,11 @@ class PadChannels(Encoders):
     def check_input(self, task: int, x: Tensor) -> None:
         if x.dim() != 4 or x.shape[1] > self.channels:
             raise ValueError(
-                f"task {task}: expected images [batch, c <= {self.channels}, H, W], "
-                f"got {tuple(x.shape)}"
+                f"task {task}: expected images [batch, c <= {self.channels}, H, W], got {tuple(x.shape)}"
             )
         if self.image_shape is not None and tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(
-                f"task {task}: expected images of shape {self.image_shape}, got "
-                f"{tuple(x.shape[1:])}"
+                f"task {task}: expected images of shape {self.image_shape}, got {tuple(x.shape[1:])}"
             )
 
 
@@ -127,9 +123,7 @@ class Decoders(nn.Module):
         self.num_classes = list(num_classes)
         self.binary = list(binary) if binary is not None else [False] * len(self.num_classes)
         if len(self.binary) != len(self.num_classes):
-            raise ValueError(
-                f"got {len(self.num_classes)} class counts but {len(self.binary)} binary flags"
-            )
+            raise ValueError(f"got {len(self.num_classes)} class counts but {len(self.binary)} binary flags")
         for t, (c, b) in enumerate(zip(self.num_classes, self.binary)):
             if c < 2 or (b and c != 2):
                 raise ValueError(f"task {t}: needs >= 2 classes (exactly 2 if binary), got {c}")
@@ -147,8 +141,7 @@ class Decoders(nn.Module):
         top = max(self.out[t] for t in rows.tasks)  # pad every task's logits to `top`, one bmm
         w = torch.stack([F.pad(self.layers[t].weight, (0, 0, 0, top - self.out[t])) for t in rows.tasks])
         b = torch.stack([F.pad(self.layers[t].bias, (0, top - self.out[t])) for t in rows.tasks])
-        z = torch.baddbmm(b.unsqueeze(1), y.reshape(len(rows.tasks), rows.counts[0], -1),
-                          w.transpose(1, 2))
+        z = torch.baddbmm(b.unsqueeze(1), y.reshape(len(rows.tasks), rows.counts[0], -1), w.transpose(1, 2))
         return [self._trim(t, z[i]) for i, t in enumerate(rows.tasks)]
 
     def forward_shared(self, y: Tensor, tasks: Sequence[int]) -> list[Tensor]:

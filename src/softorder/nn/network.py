@@ -34,13 +34,9 @@ class MultiTaskNet(nn.Module):
     ) -> None:
         super().__init__()
         if len(decoders.num_classes) != core.num_tasks:
-            raise ValueError(
-                f"core has {core.num_tasks} tasks but {len(decoders.num_classes)} decoders"
-            )
+            raise ValueError(f"core has {core.num_tasks} tasks but {len(decoders.num_classes)} decoders")
         if isinstance(encoders, DenseEncoders) and len(encoders.in_features) != core.num_tasks:
-            raise ValueError(
-                f"core has {core.num_tasks} tasks but {len(encoders.in_features)} encoders"
-            )
+            raise ValueError(f"core has {core.num_tasks} tasks but {len(encoders.in_features)} encoders")
         self.encoders, self.core, self.decoders = encoders, core, decoders
         self.check_finite = check_finite
 
@@ -104,16 +100,22 @@ class MultiTaskNet(nn.Module):
 
     # -- losses and predictions ---------------------------------------------------------------
     def losses(
-        self, logits: Sequence[Tensor], targets: Sequence[Tensor], tasks: Sequence[int] | None = None
+        self,
+        logits: Sequence[Tensor],
+        targets: Sequence[Tensor],
+        tasks: Sequence[int] | None = None,
+        check: bool = True,
     ) -> Tensor:
-        """Mean loss of each task, ``[len(tasks)]``. The training loss is their sum (Sec. 3)."""
+        """Mean loss of each task, ``[len(tasks)]``. The training loss is their sum (Sec. 3).
+        ``check=False`` skips the label-range check (for labels validated once up front)."""
         tasks = self.check_tasks(tasks)
         if len(targets) != len(tasks) or len(logits) != len(tasks):
             raise ValueError(
                 f"expected {len(tasks)} logits and targets, got {len(logits)} and {len(targets)}"
             )
-        for t, y in zip(tasks, targets):
-            self.decoders.check_target(t, y)
+        if check:
+            for t, y in zip(tasks, targets):
+                self.decoders.check_target(t, y)
         return torch.stack([self.decoders.loss(t, z, y) for t, z, y in zip(tasks, logits, targets)])
 
     def predict(self, logits: Sequence[Tensor], tasks: Sequence[int] | None = None) -> list[Tensor]:
@@ -172,8 +174,13 @@ def dense_net(
     flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
     encoders = DenseEncoders(ins, width, frozen=encoder == "frozen")
     core = make_ordering(
-        ordering, lambda n: DenseBank(width, n, dropout, init), num_tasks, num_layers, depth,
-        seed=seed, temperature=temperature,
+        ordering,
+        lambda n: DenseBank(width, n, dropout, init),
+        num_tasks,
+        num_layers,
+        depth,
+        seed=seed,
+        temperature=temperature,
     )
     return MultiTaskNet(encoders, core, Decoders(width, num_classes, flags), check_finite)
 
@@ -228,7 +235,12 @@ def shared_encoder_net(
     num_tasks = len(num_classes)
     flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
     core = make_ordering(
-        ordering, lambda n: DenseBank(width, n, dropout, init), num_tasks, num_layers, depth,
-        seed=seed, temperature=temperature,
+        ordering,
+        lambda n: DenseBank(width, n, dropout, init),
+        num_tasks,
+        num_layers,
+        depth,
+        seed=seed,
+        temperature=temperature,
     )
     return MultiTaskNet(SharedEncoder(backbone), core, Decoders(width, num_classes, flags))

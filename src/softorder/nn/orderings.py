@@ -54,7 +54,7 @@ def soft_order_step(outputs: Tensor, weights: Tensor) -> Tensor:
     ``outputs`` holds every layer's output ``F_j(y^{k-1})`` as ``[N, L, *features]`` and
     ``weights`` the mixing weights ``softmax(S[t, k])`` of each row's task as ``[N, L]``.
     """
-    return torch.einsum("nl...,nl->n...", outputs, weights)
+    return (weights.view(*weights.shape, *[1] * (outputs.dim() - 2)) * outputs).sum(1)
 
 
 class Ordering(nn.Module):
@@ -131,9 +131,7 @@ class PermutedOrdering(HardOrdering):
 
     name = "permuted"
 
-    def __init__(
-        self, bank: LayerBank, num_tasks: int, depth: int | None = None, seed: int = 0
-    ) -> None:
+    def __init__(self, bank: LayerBank, num_tasks: int, depth: int | None = None, seed: int = 0) -> None:
         depth = _hard_depth(bank, depth, "permuted")
         gen = torch.Generator().manual_seed(seed)
         order = torch.stack([torch.randperm(depth, generator=gen) for _ in range(num_tasks)])

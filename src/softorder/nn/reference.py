@@ -15,9 +15,7 @@ from softorder.nn.network import Inputs, MultiTaskNet
 from softorder.nn.orderings import HardOrdering, SoftOrdering
 
 
-def reference_forward(
-    net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None = None
-) -> list[Tensor]:
+def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None = None) -> list[Tensor]:
     """Task by task: ``y^0 = E_t(x_t)``; at each depth k
     ``y^k = Σ_j softmax(S[t, k])_j · F_j(y^{k-1})`` (soft, Eq. 7) or ``y^k = F_{order[t, k]}(y^{k-1})``
     (parallel Eq. 2, permuted Eq. 3, single-task); finally ``D_t(y^K)``."""

@@ -1,0 +1,5 @@
+import sys
+
+from softorder.cli import main
+
+sys.exit(main())

@@ -1,0 +1,189 @@
+"""The ``softorder`` command line: train, compare, data, experiment, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from softorder.nn.orderings import ORDERINGS
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one run from a YAML config (or a benchmark name)")
+    p.add_argument("config", nargs="?", help="CONFIG.yaml, or a benchmark name (mnist, uci, omniglot)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (repeatable), e.g. --set ordering=parallel",
+    )
+    p.add_argument("--out", help="run directory (default runs/<benchmark>-<ordering>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--data-dir", help="data directory (default ~/.cache/softorder)")
+    p.add_argument("--quick", action="store_true", help="use the benchmark's quick settings")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from softorder.experiments.compare import benchmark_config
+    from softorder.train.config import load_config
+    from softorder.train.loop import train
+
+    overrides = list(args.overrides) + ([f"data_dir={args.data_dir}"] if args.data_dir else [])
+    if args.resume:
+        out = Path(args.resume)
+        cfg = load_config(out / "config.yaml", overrides)
+    else:
+        if not args.config:
+            raise ValueError("give a CONFIG.yaml or a benchmark name, or --resume RUN_DIR")
+        path = Path(args.config)
+        if path.suffix in (".yaml", ".yml") or path.exists():
+            cfg, per = benchmark_config("", args.quick, overrides, path=path)
+        else:
+            cfg, per = benchmark_config(args.config, args.quick, overrides)
+        cfg = cfg.replace(**per.get(cfg.ordering, {}), **_explicit(overrides))
+        out = Path(args.out or f"runs/{cfg.benchmark}-{cfg.ordering}-{time.strftime('%Y%m%d-%H%M%S')}")
+    r = train(cfg, out, resume=bool(args.resume), quiet=args.quiet)
+    print(
+        f"{cfg.benchmark} / {cfg.ordering}: mean test error {100 * r['mean_test_error']:.2f}%, "
+        f"test loss {r['mean_test_loss']:.4f} (best step {r['best_step']} of {r['steps']})"
+    )
+    print(f"run written to {out}/ (result.json, metrics.jsonl, tb/, checkpoint.pt)")
+    return 0
+
+
+def _explicit(overrides: list[str]) -> dict:
+    """Command-line --set values win over per-ordering defaults of the YAML."""
+    from softorder.train.config import parse_overrides
+
+    return parse_overrides(overrides)
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="all methods × trials on a benchmark, with CIs and p-values")
+    p.add_argument("benchmark", help="mnist, uci or omniglot")
+    p.add_argument(
+        "--orderings",
+        default=",".join(ORDERINGS),
+        help=f"comma list of methods (default {','.join(ORDERINGS)})",
+    )
+    p.add_argument("--trials", type=int, default=None, help="trials per method (default 5; --quick: 3)")
+    p.add_argument("--quick", action="store_true", help="a small, fast configuration (CPU minutes)")
+    p.add_argument("--tasks", type=int, help="number of tasks (mnist: 1..10, omniglot: 1..50)")
+    p.add_argument(
+        "--test-fraction", type=float, help="omniglot: fraction of drawings per character for test"
+    )
+    p.add_argument("--image-size", type=int, help="omniglot: resize images (e.g. 28 for CPU runs)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--config", help="a YAML config instead of the shipped one")
+    p.add_argument("--out", help="output directory (default runs/compare-<benchmark>-<time>)")
+    p.add_argument("--workers", type=int, help="parallel runs (default: CPU cores)")
+    p.add_argument("--data-dir", help="data directory (default ~/.cache/softorder)")
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from softorder.experiments.compare import benchmark_config, compare
+
+    overrides = list(args.overrides)
+    for key, value in (
+        ("data_dir", args.data_dir),
+        ("tasks", args.tasks),
+        ("test_fraction", args.test_fraction),
+        ("image_size", args.image_size),
+    ):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg, per = benchmark_config(args.benchmark, args.quick, overrides, path=args.config)
+    orderings = [o.strip() for o in args.orderings.split(",") if o.strip()]
+    trials = args.trials or (3 if args.quick else 5)
+    out = Path(
+        args.out
+        or f"runs/compare-{args.benchmark}{'-quick' if args.quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    print(
+        f"softorder compare {args.benchmark}: {', '.join(orderings)} × {trials} trials -> {out}/", flush=True
+    )
+    s = compare(cfg, out, orderings, trials, per, workers=args.workers)
+    print()
+    print((out / "results.md").read_text())
+    print(f"finished in {s['wall_time_s']:.0f} s; results in {out}/results.json and {out}/results.md")
+    print(f"see the plots: softorder report {out}")
+    return 0
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="download benchmark data (checksums verified)")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    d = dsub.add_parser("download", help="download a dataset into the data directory")
+    d.add_argument("name", help="uci, mnist or omniglot")
+    d.add_argument("--root", "--data-dir", dest="root", help="data directory (default ~/.cache/softorder)")
+    d.add_argument("--base-url", help=argparse.SUPPRESS)  # tests point this at 127.0.0.1
+    d.set_defaults(func=cmd_download)
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from softorder.data.download import fetch, resolve_data_dir
+
+    root = resolve_data_dir(args.root)
+    paths = fetch(args.name, root, base_url=args.base_url)
+    for path in paths:
+        print(path)
+    print(f"{args.name}: {len(paths)} file(s) verified in {root}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="softorder",
+        description="Deep multitask learning through soft layer ordering (Meyerson & Miikkulainen, 2018).",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_compare(sub)
+    _add_data(sub)
+    for module in ("softorder.experiments.analysis_cli", "softorder.report.cli", "softorder.bench"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def _version() -> str:
+    from softorder import __version__
+
+    return f"softorder {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"softorder: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        from softorder.train.loop import TrainingDiverged
+
+        if isinstance(e, TrainingDiverged):
+            print(f"softorder: training diverged: {e}", file=sys.stderr)
+            return 3
+        raise
+    except KeyboardInterrupt:
+        print("softorder: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The paper's benchmarks as configs (``*.yaml`` here), the compare runner, analysis experiments."""

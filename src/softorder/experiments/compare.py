@@ -1,0 +1,237 @@
+"""``softorder compare``: every method × trial of a benchmark, with CIs and paired p-values.
+
+Trial k of every method uses seed ``seed + k``: the same data split and task draw, a different
+initialisation per trial, and (for ``permuted``) a fresh random order per trial, as in the paper.
+Runs go to ``OUT/runs/<method>/trial<k>/``; a finished run (``result.json``) is not redone.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from softorder.nn.orderings import ORDERINGS
+from softorder.train.checkpoint import atomic_write_bytes, write_json
+from softorder.train.config import Config, builtin_config, parse_overrides
+from softorder.train.metrics import mean_ci95, paired_test
+
+EXTRA_KEYS = ("quick", "orderings")
+
+
+def benchmark_config(
+    benchmark: str, quick: bool = False, overrides: Sequence[str] = (), path: str | Path | None = None
+) -> tuple[Config, dict[str, dict[str, Any]]]:
+    """The shipped (or given) YAML of a benchmark: its base config (with the ``quick:`` section
+    applied when asked) and the per-ordering overrides of its ``orderings:`` section."""
+    path = Path(path) if path else builtin_config(benchmark)
+    data = yaml.safe_load(path.read_text()) or {}
+    quick_part, per_ordering = data.pop("quick", {}) or {}, data.pop("orderings", {}) or {}
+    if quick:
+        data.update(quick_part)
+    data.update(parse_overrides(list(overrides)))
+    unknown = sorted(set(per_ordering) - set(ORDERINGS))
+    if unknown:
+        raise ValueError(f"{path}: unknown ordering(s) {unknown} under 'orderings'; choose from {ORDERINGS}")
+    cfg = Config.from_dict(data, source=str(path))
+    for part in per_ordering.values():  # validate early: unknown keys fail before any run
+        cfg.replace(**(part or {}))
+    return cfg, {k: dict(v or {}) for k, v in per_ordering.items()}
+
+
+@functools.lru_cache(maxsize=4)
+def _tasks(cfg_items: tuple[tuple[str, Any], ...]) -> list[Any]:
+    from softorder.experiments.benchmarks import load_tasks
+
+    return load_tasks(Config.from_dict({k: list(v) if isinstance(v, tuple) else v for k, v in cfg_items}))
+
+
+def _data_key(cfg: Config) -> tuple[tuple[str, Any], ...]:
+    keys = (
+        "benchmark",
+        "data_dir",
+        "tasks",
+        "seed",
+        "fractions",
+        "max_train_per_task",
+        "max_eval_per_task",
+        "image_size",
+        "test_fraction",
+    )
+    d = cfg.to_dict()
+    return tuple((k, tuple(d[k]) if isinstance(d[k], list) else d[k]) for k in keys)
+
+
+def _run_one(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[str, Any]:
+    import torch
+
+    from softorder.train.loop import train
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = Config.from_dict(cfg_dict)
+    result_file = Path(out) / "result.json"
+    if result_file.exists():
+        import json
+
+        return json.loads(result_file.read_text())
+    resume = (Path(out) / "checkpoint.pt").exists()
+    return train(cfg, out, tasks=_tasks(_data_key(cfg)), resume=resume, quiet=True)
+
+
+def compare(
+    cfg: Config,
+    out: str | Path,
+    orderings: Sequence[str] = ORDERINGS,
+    trials: int = 5,
+    per_ordering: dict[str, dict[str, Any]] | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run ``orderings`` × ``trials`` and write ``results.json`` and ``results.md`` into ``out``."""
+    bad = [o for o in orderings if o not in ORDERINGS]
+    if bad:
+        raise ValueError(f"unknown ordering(s) {bad}; choose from {', '.join(ORDERINGS)}")
+    if trials < 1:
+        raise ValueError(f"trials must be at least 1, got {trials}")
+    out = Path(out)
+    per_ordering = per_ordering or {}
+    jobs = []
+    for k in range(trials):
+        for o in orderings:
+            c = cfg.replace(ordering=o, seed=cfg.seed + k, **per_ordering.get(o, {}))
+            jobs.append((o, k, c, out / "runs" / o / f"trial{k}"))
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    start = time.perf_counter()
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    threads = 1 if workers > 1 else None
+    if workers == 1:
+        for o, k, c, d in jobs:
+            results[(o, k)] = _run_one(c.to_dict(), str(d), threads)
+            _progress(progress, len(results), len(jobs), o, k, results[(o, k)])
+    else:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_run_one, c.to_dict(), str(d), threads): (o, k) for o, k, c, d in jobs}
+            for fut in _as_completed(futures):
+                o, k = futures[fut]
+                results[(o, k)] = fut.result()
+                _progress(progress, len(results), len(jobs), o, k, results[(o, k)])
+    summary = summarise(cfg, orderings, trials, results, per_ordering)
+    summary["wall_time_s"] = time.perf_counter() - start
+    write_json(out / "results.json", summary)
+    atomic_write_bytes(out / "results.md", results_markdown(summary).encode())
+    return summary
+
+
+def _as_completed(futures: dict[Any, Any]) -> Any:
+    from concurrent.futures import as_completed
+
+    return as_completed(futures)
+
+
+def _progress(on: bool, done: int, total: int, o: str, k: int, r: dict[str, Any]) -> None:
+    if on:
+        print(
+            f"  [{done}/{total}] {o:<9} trial {k}: test error {100 * r['mean_test_error']:.2f}%", flush=True
+        )
+
+
+def summarise(
+    cfg: Config,
+    orderings: Sequence[str],
+    trials: int,
+    results: dict[tuple[str, int], dict[str, Any]],
+    per_ordering: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    first = results[(orderings[0], 0)]
+    methods: dict[str, Any] = {}
+    for o in orderings:
+        runs = [results[(o, k)] for k in range(trials)]
+        errs = [r["mean_test_error"] for r in runs]
+        losses = [r["mean_test_loss"] for r in runs]
+        em, ec = mean_ci95(errs)
+        lm, lc = mean_ci95(losses)
+        n_tasks = len(runs[0]["test_error"])
+        methods[o] = {
+            "test_error_mean": em,
+            "test_error_ci95": ec,
+            "test_loss_mean": lm,
+            "test_loss_ci95": lc,
+            "trials": errs,
+            "trial_losses": losses,
+            "per_task_error_mean": [sum(r["test_error"][t] for r in runs) / trials for t in range(n_tasks)],
+            "per_task_loss_mean": [sum(r["test_loss"][t] for r in runs) / trials for t in range(n_tasks)],
+            "val_error_mean": sum(r["mean_val_error"] for r in runs) / trials,
+            "best_step_mean": sum(r["best_step"] for r in runs) / trials,
+            "overrides": per_ordering.get(o, {}),
+            "runs": [f"runs/{o}/trial{k}" for k in range(trials)],
+        }
+    comparisons = []
+    if "soft" in methods:
+        for o in orderings:
+            if o == "soft":
+                continue
+            for metric, key in (("test_error", "trials"), ("test_loss", "trial_losses")):
+                test = paired_test(methods["soft"][key], methods[o][key])
+                comparisons.append({"a": "soft", "b": o, "metric": metric, **test})
+    return {
+        "benchmark": cfg.benchmark,
+        "task_names": first["task_names"],
+        "orderings": list(orderings),
+        "trials_per_method": trials,
+        "config": cfg.to_dict(),
+        "methods": methods,
+        "comparisons": comparisons,
+    }
+
+
+def results_markdown(s: dict[str, Any]) -> str:
+    lines = [
+        f"# {s['benchmark']}: {s['trials_per_method']} trials per method",
+        "",
+        "| method | test error % (mean ± 95% CI) | test loss (mean ± 95% CI) | val error % | best step |",
+        "|---|---|---|---|---|",
+    ]
+    for o, m in s["methods"].items():
+        lines.append(
+            f"| {o} | {100 * m['test_error_mean']:.2f} ± {100 * m['test_error_ci95']:.2f} | "
+            f"{m['test_loss_mean']:.4f} ± {m['test_loss_ci95']:.4f} | {100 * m['val_error_mean']:.2f} | "
+            f"{m['best_step_mean']:.0f} |"
+        )
+    if s["comparisons"]:
+        lines += [
+            "",
+            "Paired over trials (soft − other; negative favours soft):",
+            "",
+            "| comparison | metric | mean diff | soft wins/losses | p (paired t) | p (Wilcoxon) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in s["comparisons"]:
+            scale = 100 if c["metric"] == "test_error" else 1
+            unit = " pp" if scale == 100 else ""
+            lines.append(
+                f"| soft vs {c['b']} | {c['metric']} | {scale * c['mean_diff']:+.3f}{unit} | "
+                f"{c['wins']}/{c['losses']} | {c['p_value']:.3g} | {c['p_wilcoxon']:.3g} |"
+            )
+    names = s["task_names"]
+    lines += [
+        "",
+        "Per-task test error % (mean over trials):",
+        "",
+        "| task | " + " | ".join(s["methods"]) + " |",
+        "|---|" + "---|" * len(s["methods"]),
+    ]
+    for t, name in enumerate(names):
+        row = " | ".join(f"{100 * m['per_task_error_mean'][t]:.2f}" for m in s["methods"].values())
+        lines.append(f"| {name} | {row} |")
+    overrides = {o: m["overrides"] for o, m in s["methods"].items() if m["overrides"]}
+    if overrides:
+        lines += ["", f"Per-method settings: {overrides}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,80 @@
+"""Per-task evaluation and the statistics used to compare methods over trials."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import Tensor
+
+from softorder.data.tasks import TaskData
+from softorder.nn.network import MultiTaskNet
+
+
+def as_input(x: Tensor) -> Tensor:
+    """Images stored as uint8 become floats in [0, 1]; everything else passes through."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+@torch.no_grad()
+def evaluate(
+    net: MultiTaskNet, tasks: Sequence[TaskData], split: str, chunk: int = 1024
+) -> tuple[list[float], list[float]]:
+    """Mean loss and error rate (fraction wrong) of each task on ``split`` (train|val|test)."""
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    losses, errors = [], []
+    for t, task in enumerate(tasks):
+        x, y = task.split(split)
+        total_loss, wrong = 0.0, 0
+        for i in range(0, x.shape[0], chunk):
+            xb = as_input(x[i : i + chunk].to(device))
+            yb = y[i : i + chunk].to(device)
+            logits = net([xb], tasks=[t])
+            total_loss += float(net.losses(logits, [yb], tasks=[t])[0]) * yb.shape[0]
+            wrong += int((net.predict(logits, tasks=[t])[0] != yb).sum())
+        n = max(int(x.shape[0]), 1)
+        losses.append(total_loss / n)
+        errors.append(wrong / n)
+    net.train(was_training)
+    return losses, errors
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t confidence interval (0 for one value)."""
+    a = np.asarray(values, dtype=float)
+    if a.size == 0:
+        raise ValueError("mean_ci95 needs at least one value")
+    if a.size == 1:
+        return float(a[0]), 0.0
+    half = stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size)
+    return float(a.mean()), float(half)
+
+
+def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int | str]:
+    """Paired two-sided t-test of ``a - b`` over trials (and the Wilcoxon signed-rank p-value)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired test needs equal trial counts, got {x.size} and {y.size}")
+    d = x - y
+    out: dict[str, float | int | str] = {
+        "mean_diff": float(d.mean()),
+        "n": int(d.size),
+        "test": "paired t",
+        "wins": int((d < 0).sum()),
+        "losses": int((d > 0).sum()),
+    }
+    if d.size < 2 or np.allclose(d, d[0]):
+        out["p_value"] = 1.0 if np.allclose(d, 0) else float("nan")
+        out["p_wilcoxon"] = out["p_value"]
+        return out
+    out["p_value"] = float(stats.ttest_rel(x, y).pvalue)
+    try:
+        out["p_wilcoxon"] = float(stats.wilcoxon(x, y).pvalue)
+    except ValueError:
+        out["p_wilcoxon"] = float("nan")
+    return out

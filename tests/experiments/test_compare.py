@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from softorder.cli import main
+from softorder.experiments.compare import benchmark_config, compare
+
+
+def test_compare_writes_machine_readable_results(tmp_path: Path) -> None:
+    cfg, _ = benchmark_config("synthetic", overrides=["steps=40", "eval_every=20", "checkpoint_every=20"])
+    s = compare(cfg, tmp_path, trials=2, workers=1, progress=False, per_ordering={"soft": {"s_lr": 0.05}})
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["benchmark"] == "synthetic" and len(data["task_names"]) == 4
+    assert data["config"]["steps"] == 40
+    for o in ("single", "parallel", "permuted", "soft"):
+        m = data["methods"][o]
+        for key in ("test_error_mean", "test_error_ci95", "test_loss_mean", "trials"):
+            assert key in m
+        assert len(m["trials"]) == 2
+        assert m["test_error_mean"] == pytest.approx(sum(m["trials"]) / 2)
+        assert (tmp_path / m["runs"][1] / "result.json").exists()
+    assert data["methods"]["soft"]["overrides"] == {"s_lr": 0.05}
+    comps = {(c["b"], c["metric"]) for c in data["comparisons"]}
+    assert ("parallel", "test_error") in comps and ("single", "test_loss") in comps
+    assert all(0 <= c["p_value"] <= 1 for c in data["comparisons"] if c["p_value"] == c["p_value"])
+    md = (tmp_path / "results.md").read_text()
+    assert "| soft vs parallel | test_error |" in md and "| synthetic0 |" in md
+    # Trials of the same seed share data; permuted orders are drawn anew per trial.
+    import torch
+
+    o0 = torch.load(tmp_path / "runs/permuted/trial0/best.pt", weights_only=True)["core.order"]
+    o1 = torch.load(tmp_path / "runs/permuted/trial1/best.pt", weights_only=True)["core.order"]
+    assert not torch.equal(o0, o1)
+    assert s["wall_time_s"] > 0
+    # A finished compare is reused, not redone.
+    again = compare(cfg, tmp_path, trials=2, workers=1, progress=False, per_ordering={"soft": {"s_lr": 0.05}})
+    assert again["methods"]["soft"]["trials"] == s["methods"]["soft"]["trials"]
+
+
+def test_cli_compare_in_parallel_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        [
+            "compare",
+            "synthetic",
+            "--orderings",
+            "parallel,soft",
+            "--trials",
+            "2",
+            "--workers",
+            "2",
+            "--set",
+            "steps=30",
+            "--set",
+            "eval_every=10",
+            "--set",
+            "checkpoint_every=30",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| soft |" in out and str(tmp_path) in out
+    assert set(json.loads((tmp_path / "results.json").read_text())["methods"]) == {"parallel", "soft"}
+
+
+def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "cifar"]) == 2
+    assert "unknown benchmark 'cifar'" in capsys.readouterr().err
+    assert main(["compare", "synthetic", "--orderings", "soft,hard", "--out", str(tmp_path)]) == 2
+    assert "unknown ordering(s) ['hard']" in capsys.readouterr().err
+    assert main(["train", "synthetic", "--set", "bogus=1", "--out", str(tmp_path / "r")]) == 2
+    assert "unknown key(s) bogus" in capsys.readouterr().err
+    assert main(["train", "uci", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "u")]) == 2
+    err = capsys.readouterr().err
+    assert "softorder data download uci" in err
+
+
+def test_cli_train_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "synthetic", "--quick", "--set", "steps=40", "--out", str(out), "--quiet"]) == 0
+    assert "mean test error" in capsys.readouterr().out
+    assert main(["train", "--resume", str(out), "--set", "steps=60", "--quiet"]) == 0
+    assert json.loads((out / "result.json").read_text())["steps"] == 60
