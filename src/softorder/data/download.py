@@ -45,6 +45,8 @@ _PIMA_MIRROR = (
 )
 _MNIST = "https://ossci-datasets.s3.amazonaws.com/mnist"
 
+_OMNIGLOT = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python"
+
 DATASETS: dict[str, list[RemoteFile]] = {
     "uci": [
         RemoteFile(
@@ -118,6 +120,19 @@ DATASETS: dict[str, list[RemoteFile]] = {
             f"{_MNIST}/t10k-labels-idx1-ubyte.gz",
             "mnist/t10k-labels-idx1-ubyte.gz",
             md5="ec29112dd5afa0611ce80d1b7f02629c",
+        ),
+    ],
+    # Omniglot (Lake et al. 2015), the official archives with their published MD5s (Sec. 4.3).
+    "omniglot": [
+        RemoteFile(
+            f"{_OMNIGLOT}/images_background.zip",
+            "omniglot/images_background.zip",
+            md5="68d2efa1b9178cc56df9314c21c6e718",
+        ),
+        RemoteFile(
+            f"{_OMNIGLOT}/images_evaluation.zip",
+            "omniglot/images_evaluation.zip",
+            md5="6b91aef0f799c5bb55b94e3f2daec811",
         ),
     ],
 }
