@@ -6,7 +6,7 @@ the test error of the same runs. The chosen setting per ordering is the one with
 validation metric (``--select``).
 
     python benchmarks/recipe.py uci --trials 3 --out runs/recipe-uci \\
-        --grid 'base={}' 's_lr=0.1={"s_lr": 0.1}' 'he={"init": "he"}' --data-dir ../shared/data
+        --grid 'base:{}' 's_lr=0.1:{s_lr: 0.1}' 'he:{init: he}' --data-dir ../shared/data
 
 Seeds used here (``--seed``, default 100) are disjoint from the compare seeds (0..trials-1), so
 the final comparison is run on splits the tuning never saw.
@@ -22,12 +22,15 @@ import yaml
 
 from softorder.experiments.compare import benchmark_config, compare
 from softorder.nn.orderings import ORDERINGS
+from softorder.train.config import builtin_config
+
+S_ONLY = {"s_lr", "temperature"}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("benchmark")
-    p.add_argument("--grid", nargs="+", required=True, help="NAME=YAML-MAPPING of overrides")
+    p.add_argument("--grid", nargs="+", required=True, help="NAME:YAML-MAPPING of overrides")
     p.add_argument("--orderings", default=",".join(ORDERINGS))
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--seed", type=int, default=100)
@@ -38,18 +41,24 @@ def main() -> None:
     p.add_argument("--workers", type=int)
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    overrides = [*args.overrides, f"seed={args.seed}"] + ([f"data_dir={args.data_dir}"] if args.data_dir else [])
+    overrides = [*args.overrides, f"seed={args.seed}"] + (
+        [f"data_dir={args.data_dir}"] if args.data_dir else []
+    )
     cfg, _ = benchmark_config(args.benchmark, args.quick, overrides)
     orderings = args.orderings.split(",")
     rows = []
     for item in args.grid:
-        name, _, mapping = item.partition("=")
+        name, sep, mapping = item.partition(":")
+        if not sep:
+            raise SystemExit(f"--grid items are NAME:MAPPING, got {item!r}")
         setting = yaml.safe_load(mapping) or {}
         out = Path(args.out) / name
-        s = compare(
-            cfg.replace(**setting), out, orderings, args.trials, workers=args.workers, progress=False
-        )
-        for o in orderings:
+        # settings of S alone (s_lr, temperature) change nothing for the hard orderings: skip those
+        todo = [o for o in orderings if o == "soft" or not set(setting) <= S_ONLY]
+        if not todo:
+            continue
+        s = compare(cfg.replace(**setting), out, todo, args.trials, workers=args.workers, progress=False)
+        for o in todo:
             runs = [json.loads((out / r / "result.json").read_text()) for r in s["methods"][o]["runs"]]
             rows.append(
                 {
@@ -63,7 +72,10 @@ def main() -> None:
                 }
             )
         print(f"{name}: done in {s['wall_time_s']:.0f} s", flush=True)
-    print(f"\n{'ordering':<9} {'setting':<22} {'val loss':>9} {'val err %':>9} {'test err %':>10} {'best step':>9}")
+    print(
+        f"\n{'ordering':<9} {'setting':<22} {'val loss':>9} {'val err %':>9} "
+        f"{'test err %':>10} {'best step':>9}"
+    )
     chosen = {}
     for o in orderings:
         mine = sorted((r for r in rows if r["ordering"] == o), key=lambda r: r[args.select])
@@ -75,7 +87,17 @@ def main() -> None:
                 f"{100 * r['test_error (info)']:10.2f} {r['best_step']:9.0f}{mark}"
             )
     Path(args.out, "recipe.json").write_text(json.dumps({"rows": rows, "chosen": chosen}, indent=2))
-    print(f"\nchosen by {args.select}: {chosen}")
+    # A config for `softorder compare --config`: the shipped YAML with the chosen per-ordering settings.
+    base = yaml.safe_load(builtin_config(args.benchmark).read_text())
+    settings = {r["setting"]: r["overrides"] for r in rows}
+    base["orderings"] = {
+        o: {**(base.get("orderings") or {}).get(o, {}), **settings[c]} for o, c in chosen.items()
+    }
+    for item in args.overrides:  # budget overrides (e.g. steps) apply to the final comparison too
+        key, _, value = item.partition("=")
+        base[key] = yaml.safe_load(value)
+    Path(args.out, "chosen.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    print(f"\nchosen by {args.select}: {chosen}; config written to {Path(args.out, 'chosen.yaml')}")
 
 
 if __name__ == "__main__":

@@ -39,10 +39,11 @@ def _uci(cfg: Config) -> list[TaskData]:
 
 
 def _omniglot(cfg: Config) -> list[TaskData]:
+    from softorder.data.download import resolve_data_dir
     from softorder.data.omniglot import load_omniglot
 
     return load_omniglot(
-        cfg.data_dir,
+        resolve_data_dir(cfg.data_dir),
         num_tasks=cfg.tasks or 50,
         test_fraction=cfg.test_fraction,
         seed=cfg.seed,

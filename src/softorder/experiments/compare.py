@@ -8,6 +8,7 @@ Runs go to ``OUT/runs/<method>/trial<k>/``; a finished run (``result.json``) is 
 from __future__ import annotations
 
 import functools
+import json
 import multiprocessing as mp
 import os
 import time
@@ -77,10 +78,12 @@ def _run_one(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[st
     if threads:
         torch.set_num_threads(threads)
     cfg = Config.from_dict(cfg_dict)
-    result_file = Path(out) / "result.json"
+    result_file, config_file = Path(out) / "result.json", Path(out) / "config.yaml"
+    if config_file.exists() and yaml.safe_load(config_file.read_text()) != cfg.to_dict():
+        raise FileExistsError(
+            f"{out} holds a run with a different config; use another --out or delete that folder"
+        )
     if result_file.exists():
-        import json
-
         return json.loads(result_file.read_text())
     resume = (Path(out) / "checkpoint.pt").exists()
     return train(cfg, out, tasks=_tasks(_data_key(cfg)), resume=resume, quiet=True)

@@ -22,6 +22,30 @@ from torch import Tensor, nn
 Init = Literal["torch", "he"]
 
 
+class Dropout(nn.Module):
+    """Inverted dropout. On CPU the keep-mask is drawn 8 bytes per random number, which is ~15x
+    faster than ``torch.bernoulli`` there; the drop probability is then rounded to a multiple of
+    1/256 (exact for 0, 0.25, 0.5, 0.75). Other devices use ``F.dropout``."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self._threshold = round(p * 256)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, True)
+        n = x.numel()
+        words = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64)
+        keep = words.view(torch.uint8)[:n].view(x.shape) >= self._threshold
+        return x * keep.to(x.dtype).mul_(256.0 / (256 - self._threshold))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class LayerBank(nn.Module):
     """Common interface of the stacked layer banks. ``weight[j]`` and ``bias[j]`` are layer j."""
 
@@ -38,7 +62,7 @@ class LayerBank(nn.Module):
             raise ValueError(f"unknown init {init!r}; choose 'torch' (PyTorch default) or 'he'")
         self.num_layers = num_layers
         self.init = init
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def reset_parameters(self) -> None:
         """Initialise each layer as its own ``nn.Linear``/``nn.Conv2d`` would ('torch'), or with

@@ -43,6 +43,7 @@ class Config:
     checkpoint_every: int = 500
     select: str = "val_loss"  # val_loss | val_error: which validation metric picks the kept weights
     device: str = "cpu"
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
     threads: int | None = None
     # data
     fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # uci train/val/test
@@ -56,6 +57,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.ordering not in ORDERINGS:
             raise ValueError(f"unknown ordering {self.ordering!r}; choose one of {', '.join(ORDERINGS)}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"unknown precision {self.precision!r}; choose fp32, bf16 or fp16")
         if self.select not in ("val_loss", "val_error"):
             raise ValueError(f"unknown select {self.select!r}; choose val_loss or val_error")
         for key in ("steps", "batch_size", "eval_every", "checkpoint_every", "width", "num_layers"):

@@ -25,7 +25,7 @@ from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
 from softorder.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
 from softorder.train.config import Config
-from softorder.train.metrics import as_input, evaluate
+from softorder.train.metrics import as_input, autocast, evaluate
 
 
 class TrainingDiverged(RuntimeError):
@@ -69,7 +69,10 @@ def make_optimizer(net: MultiTaskNet, cfg: Config) -> torch.optim.Optimizer:
     groups: list[dict[str, Any]] = [{"params": rest, "weight_decay": cfg.weight_decay, "name": "net"}]
     if s_params:
         groups.append({"params": s_params, "lr": cfg.s_lr or cfg.lr, "weight_decay": 0.0, "name": "S"})
-    return torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
+    try:  # the fused kernel is ~3x faster than foreach for many small per-task tensors
+        return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
+    except (RuntimeError, TypeError):  # older torch or a device without fused Adam
+        return torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
 
 
 class Trainer:
@@ -90,6 +93,7 @@ class Trainer:
         self.device = torch.device(cfg.device)
         self.net.to(self.device)
         self.opt = make_optimizer(net, cfg)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
         self.samplers = [
             TaskSampler(t.x_train.shape[0], cfg.batch_size, cfg.seed * 1000 + i) for i, t in enumerate(tasks)
         ]
@@ -105,6 +109,7 @@ class Trainer:
         return {
             "model": self.net.state_dict(),
             "optimizer": self.opt.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "step": self.step,
             "best": self.best,
             "samplers": [s.state_dict() for s in self.samplers],
@@ -117,6 +122,7 @@ class Trainer:
         ckpt = load_checkpoint(self.out / CHECKPOINT)
         self.net.load_state_dict(ckpt["model"], strict=True)
         self.opt.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.best = int(ckpt["step"]), ckpt["best"]
         for s, st in zip(self.samplers, ckpt["samplers"], strict=True):
             s.load_state_dict(st)
@@ -136,9 +142,11 @@ class Trainer:
             idx = sampler.next().to(self.device)
             xs.append(as_input(x[idx]))
             ys.append(y[idx])
-        losses = self.net.losses(self.net(xs), ys, check=False)  # labels checked in __init__
+        with autocast(self.device, self.cfg.precision):
+            logits = [z.float() for z in self.net(xs)]
+        losses = self.net.losses(logits, ys, check=False)  # labels checked in __init__
         self.opt.zero_grad(set_to_none=True)
-        losses.sum().backward()
+        self.scaler.scale(losses.sum()).backward()
         bad = ~torch.isfinite(losses)
         if bool(bad.any()):
             t = int(bad.nonzero()[0, 0])
@@ -147,7 +155,8 @@ class Trainer:
                 f"at step {self.step + 1}; "
                 f"the last good checkpoint is {self.out / CHECKPOINT} (try a lower lr)"
             )
-        self.opt.step()
+        self.scaler.step(self.opt)
+        self.scaler.update()
         return losses.detach()
 
     def run(self) -> dict[str, Any]:
@@ -189,7 +198,7 @@ class Trainer:
         return self.finish(time.perf_counter() - start)
 
     def evaluate_and_select(self, train_loss: Tensor, elapsed: float) -> dict[str, Any]:
-        val_loss, val_error = evaluate(self.net, self.tasks, "val")
+        val_loss, val_error = evaluate(self.net, self.tasks, "val", precision=self.cfg.precision)
         mvl, mve = sum(val_loss) / len(val_loss), sum(val_error) / len(val_error)
         score = mvl if self.cfg.select == "val_loss" else mve
         if score < self.best["score"]:
@@ -219,8 +228,8 @@ class Trainer:
     def finish(self, elapsed: float) -> dict[str, Any]:
         final = copy.deepcopy(self.net.state_dict())
         self.net.load_state_dict(self.best["state"])
-        test_loss, test_error = evaluate(self.net, self.tasks, "test")
-        val_loss, val_error = evaluate(self.net, self.tasks, "val")
+        test_loss, test_error = evaluate(self.net, self.tasks, "test", precision=self.cfg.precision)
+        val_loss, val_error = evaluate(self.net, self.tasks, "val", precision=self.cfg.precision)
         torch.save(self.best["state"], self.out / "best.pt")
         self.net.load_state_dict(final)
         result = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -14,6 +15,13 @@ from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
 
 
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[None]:
+    """Mixed precision for ``bf16``/``fp16``; nothing for ``fp32``."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
 def as_input(x: Tensor) -> Tensor:
     """Images stored as uint8 become floats in [0, 1]; everything else passes through."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x
@@ -21,7 +29,7 @@ def as_input(x: Tensor) -> Tensor:
 
 @torch.no_grad()
 def evaluate(
-    net: MultiTaskNet, tasks: Sequence[TaskData], split: str, chunk: int = 1024
+    net: MultiTaskNet, tasks: Sequence[TaskData], split: str, chunk: int = 1024, precision: str = "fp32"
 ) -> tuple[list[float], list[float]]:
     """Mean loss and error rate (fraction wrong) of each task on ``split`` (train|val|test)."""
     was_training = net.training
@@ -34,7 +42,8 @@ def evaluate(
         for i in range(0, x.shape[0], chunk):
             xb = as_input(x[i : i + chunk].to(device))
             yb = y[i : i + chunk].to(device)
-            logits = net([xb], tasks=[t])
+            with autocast(device, precision):
+                logits = [z.float() for z in net([xb], tasks=[t])]
             total_loss += float(net.losses(logits, [yb], tasks=[t])[0]) * yb.shape[0]
             wrong += int((net.predict(logits, tasks=[t])[0] != yb).sum())
         n = max(int(x.shape[0]), 1)

@@ -1,0 +1,1 @@
+"""Insight into what soft ordering learned: plots of S and learning curves, and HTML reports."""

@@ -1,0 +1,30 @@
+"""The ``softorder report DIR`` command: an HTML report of a run, compare or sweep directory."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``report DIR`` to the ``softorder`` command's subparsers."""
+    p = subparsers.add_parser(
+        "report",
+        help="write DIR/report/index.html for a run, compare or sweep directory",
+        description="Write DIR/report/index.html (results tables, per-task table, plots of the "
+        "soft-ordering weights S and learning curves, the config and the versions used) with the "
+        "PNG plots beside it.",
+    )
+    p.add_argument("dir", metavar="DIR", help="a run dir (result.json), compare dir (results.json) "
+                   "or sweep dir (T<k>/results.json)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``softorder report``; returns the exit code."""
+    from softorder.report.html import write_report
+
+    index = write_report(args.dir)
+    print(f"report written to {index}")
+    return 0

@@ -1,0 +1,237 @@
+"""``softorder report DIR``: a self-contained HTML report of a run, compare or sweep directory.
+
+Writes ``DIR/report/index.html`` with the PNG plots of :mod:`softorder.report.plots` beside it: the
+results tables, the per-task table, the soft-ordering plots of Sec. 5 (Fig. 4), the config as YAML,
+and the versions of the software used. Every piece of text from the run goes through
+``html.escape``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import importlib.metadata
+import platform
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from softorder.report import plots
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1100px; padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; border-bottom: 2px solid #ddd; padding-bottom: .3em; }
+h2 { font-size: 1.25em; margin-top: 1.8em; color: #333; }
+table { border-collapse: collapse; margin: .6em 0; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .3em .7em; text-align: right; }
+th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+tr:nth-child(even) td { background: #fafafa; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: .85em; color: #555; }
+pre { background: #f6f8fa; padding: .8em; overflow-x: auto; font-size: .85em; }
+.meta { color: #666; font-size: .85em; } .warn { color: #a33; }
+"""
+
+
+def detect_kind(path: Path) -> str:
+    """``'run'``, ``'compare'`` or ``'sweep'`` for a results directory."""
+    if (path / "result.json").is_file() or (path / "metrics.jsonl").is_file():
+        return "run"
+    if (path / "results.json").is_file():
+        return "compare"
+    try:
+        plots.sweep_points(path)
+    except FileNotFoundError:
+        raise ValueError(
+            f"{path} is not a results directory: expected result.json/metrics.jsonl (a run of "
+            "`softorder train`), results.json (a `softorder compare` dir) or T<k>/results.json (a sweep)"
+        ) from None
+    return "sweep"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software behind a report."""
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("softorder", "torch", "numpy", "matplotlib"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+# -- HTML pieces --------------------------------------------------------------------------------
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return "" if value is None else str(value)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") -> str:
+    """An escaped HTML table; floats shown with 4 decimals."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(v))}</td>" for v in row) + "</tr>\n" for row in rows)
+    attr = f' class="{_e(cls)}"' if cls else ""
+    return f"<table{attr}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table>\n"
+
+
+def _pm(mean: Any, half: Any) -> str:
+    if mean is None:
+        return ""
+    return f"{float(mean):.4f} ± {float(half or 0.0):.4f}"
+
+
+class _Page:
+    """Collects sections and plots of one report."""
+
+    def __init__(self, out_dir: Path, title: str) -> None:
+        self.out_dir, self.title = out_dir, title
+        self.parts: list[str] = []
+        self.failed: list[str] = []
+
+    def h2(self, text: str) -> None:
+        self.parts.append(f"<h2>{_e(text)}</h2>\n")
+
+    def add(self, raw_html: str) -> None:
+        self.parts.append(raw_html)
+
+    def plot(self, name: str, caption: str, draw: Callable[[Path], Path]) -> None:
+        """Draw ``name``.png beside index.html; a plot that cannot be drawn becomes a note."""
+        try:
+            draw(self.out_dir / name)
+        except (ValueError, FileNotFoundError, KeyError, IndexError) as err:
+            self.failed.append(f"{name}: {err}")
+            self.parts.append(f'<p class="warn">{_e(caption)}: not drawn ({_e(err)})</p>\n')
+            return
+        self.parts.append(
+            f'<figure><img src="{_e(name)}" alt="{_e(caption)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>\n"
+        )
+
+    def render(self, source: Path, config: Any) -> str:
+        vers = versions()
+        cfg = yaml.safe_dump(config, sort_keys=False) if config else "(no config found)\n"
+        now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        return (
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{_e(self.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            f"<h1>{_e(self.title)}</h1>\n<p class=\"meta\">source: {_e(source)}<br>generated {_e(now)}</p>\n"
+            + "".join(self.parts)
+            + f"<h2>Config</h2>\n<pre>{_e(cfg)}</pre>\n<h2>Versions</h2>\n"
+            + table(["software", "version"], list(vers.items()))
+            + "</body>\n</html>\n"
+        )
+
+
+# -- the three kinds of report ------------------------------------------------------------------
+def _run_report(run: Path, page: _Page) -> Any:
+    res = plots.load_result(run) if (run / "result.json").is_file() else {}
+    if res:
+        page.h2("Result")
+        keys = ["benchmark", "ordering", "seed", "best_step", "steps", "mean_test_error",
+                "mean_test_loss", "mean_val_error", "mean_val_loss", "train_time_s"]
+        page.add(table(["key", "value"], [[k, res.get(k)] for k in keys if k in res], "results"))
+        names = res.get("task_names") or [f"task{t}" for t in range(len(res.get("test_error", [])))]
+        cols = [c for c in ("test_error", "test_loss", "val_error", "val_loss")
+                if len(res.get(c) or []) == len(names)]
+        page.h2("Per task")
+        page.add(table(["task", *cols], [[n, *(res[c][t] for c in cols)] for t, n in enumerate(names)],
+                       "per-task"))
+    page.h2("Learning curves")
+    page.plot("curves.png", "validation error per task over steps",
+              lambda out: plots.plot_run_curves(run, out))
+    if plots.has_s(run):
+        page.h2("Soft ordering (Sec. 5, Fig. 4)")
+        page.plot("s_heatmaps.png", "softmax(S) per task at the best step; red: the strongest path",
+                  lambda out: plots.plot_s_heatmaps(run, out))
+        page.plot("s_trajectories.png", "softmax(S) of the first two tasks over training",
+                  lambda out: plots.plot_s_trajectories(run, out))
+    cfg_path = run / "config.yaml"
+    return yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else None
+
+
+def _methods_table(results: dict[str, Any]) -> str:
+    rows = []
+    for method, m in results["methods"].items():
+        rows.append([method, _pm(m.get("test_error_mean"), m.get("test_error_ci95")),
+                     _pm(m.get("test_loss_mean"), m.get("test_loss_ci95")), len(m.get("trials") or [])])
+    return table(["method", "test error (mean ± CI95)", "test loss (mean ± CI95)", "trials"], rows, "results")
+
+
+def _compare_report(cdir: Path, page: _Page) -> Any:
+    results = plots.load_compare(cdir)
+    methods = list(results["methods"])
+    page.h2(f"Results: {results.get('benchmark', '')}")
+    page.add(_methods_table(results))
+    comps = results.get("comparisons") or []
+    if comps:
+        page.h2("Comparisons")
+        page.add(table(["a", "b", "metric", "mean diff (a − b)", "p-value", "test"],
+                       [[c.get("a"), c.get("b"), c.get("metric"), c.get("mean_diff"), c.get("p_value"),
+                         c.get("test")] for c in comps], "comparisons"))
+    first = results["methods"][methods[0]]["per_task_error_mean"]
+    names = results.get("task_names") or [f"task{t}" for t in range(len(first))]
+    page.h2("Per task: mean test error")
+    page.add(table(["task", *methods],
+                   [[n, *(results["methods"][m]["per_task_error_mean"][t] for m in methods)]
+                    for t, n in enumerate(names)], "per-task"))
+    page.plot("per_task.png", "test error per task and method (bars: 95% CI over trials)",
+              lambda out: plots.plot_per_task(cdir, out))
+    page.h2("Learning curves")
+    page.plot("learning_curves.png", "mean validation error over steps (band: min..max over trials)",
+              lambda out: plots.plot_learning_curves(cdir, out))
+    for method in methods:
+        soft_runs = [r for r in plots.run_dirs(cdir, method, results) if plots.has_s(r)]
+        if soft_runs:
+            page.h2(f"Soft ordering of {method}, {soft_runs[0].relative_to(cdir)} (Sec. 5, Fig. 4)")
+            page.plot(f"s_heatmaps_{method}.png", f"softmax(S) per task ({method}); red: the strongest path",
+                      lambda out, r=soft_runs[0]: plots.plot_s_heatmaps(r, out))
+            page.plot(f"s_trajectories_{method}.png", f"softmax(S) of the first two tasks ({method})",
+                      lambda out, r=soft_runs[0]: plots.plot_s_trajectories(r, out))
+    return results.get("config")
+
+
+def _sweep_report(sdir: Path, page: _Page) -> Any:
+    table_ = plots.sweep_table(sdir)
+    Ts = sorted({t for pts in table_.values() for t, _, _ in pts})
+    page.h2("Mean test error vs number of tasks")
+    cells = {(m, t): _pm(mean, ci) for m, pts in table_.items() for t, mean, ci in pts}
+    page.add(table(["method", *(f"T={t}" for t in Ts)],
+                   [[m, *(cells.get((m, t), "") for t in Ts)] for m in table_], "results"))
+    page.plot("sweep.png", "mean test error vs number of tasks (bars: 95% CI over trials)",
+              lambda out: plots.plot_sweep(sdir, out))
+    points = plots.sweep_points(sdir)
+    T, cdir = points[-1]
+    results = plots.load_compare(cdir)
+    names = results.get("task_names") or []
+    methods = list(results["methods"])
+    if names:
+        page.h2(f"Per task at T={T}: mean test error")
+        page.add(table(["task", *methods],
+                       [[n, *(results["methods"][m]["per_task_error_mean"][t] for m in methods)]
+                        for t, n in enumerate(names)], "per-task"))
+    return plots.load_compare(points[0][1]).get("config")
+
+
+def write_report(directory: str | Path) -> Path:
+    """Write ``DIR/report/index.html`` (and its PNGs) for a run, compare or sweep directory and
+    return the path of index.html."""
+    src = Path(directory)
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src} is not a directory; pass a run, compare or sweep directory")
+    kind = detect_kind(src)
+    out_dir = src / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    page = _Page(out_dir, f"softorder {kind} report: {src.resolve().name}")
+    build = {"run": _run_report, "compare": _compare_report, "sweep": _sweep_report}[kind]
+    config = build(src, page)
+    index = out_dir / "index.html"
+    index.write_text(page.render(src.resolve(), config), encoding="utf-8")
+    return index

@@ -1,0 +1,60 @@
+"""Plots of run, compare and sweep dirs (paper Fig. 4, 6) and the strongest path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softorder.report import plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_png(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_strongest_path_is_argmax_layer_per_depth() -> None:
+    w = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3], [0.0, 0.1, 0.9], [0.3, 0.4, 0.3]])
+    assert plots.strongest_path(w) == [1, 0, 2, 1]
+    assert plots.strongest_path(w.tolist()) == [1, 0, 2, 1]
+    with pytest.raises(ValueError, match="depth, layer"):
+        plots.strongest_path(np.zeros((2, 3, 4)))
+
+
+def test_s_plots_of_a_run(run_dir: Path, tmp_path: Path) -> None:
+    assert _is_png(plots.plot_s_heatmaps(run_dir, tmp_path / "a" / "heat.png"))
+    assert _is_png(plots.plot_s_trajectories(run_dir, tmp_path / "traj.png", tasks=(0, 2)))
+    assert _is_png(plots.plot_run_curves(run_dir, tmp_path / "curves.png"))
+    s, step = plots.s_at(run_dir)
+    assert s.shape == (3, 4, 4) and step == 250  # the best step of the fake run
+    assert plots.s_at(run_dir, which="last")[1] == 300
+    np.testing.assert_allclose(s.sum(-1), 1.0, rtol=1e-6)
+
+
+def test_s_plots_of_a_hard_run_say_why(tmp_path: Path, fake_run: Callable[..., Path]) -> None:
+    run = fake_run(tmp_path / "hard", soft=False)
+    assert not plots.has_s(run)
+    with pytest.raises(ValueError, match="ordering=soft"):
+        plots.plot_s_heatmaps(run, tmp_path / "x.png")
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        plots.load_metrics(tmp_path)
+
+
+def test_compare_plots(compare_dir: Path, tmp_path: Path) -> None:
+    assert _is_png(plots.plot_learning_curves(compare_dir, tmp_path / "lc.png"))
+    assert _is_png(plots.plot_learning_curves(compare_dir, tmp_path / "lc_ci.png", band="ci"))
+    assert _is_png(plots.plot_per_task(compare_dir, tmp_path / "bars.png"))
+    assert plots.per_task_trials(compare_dir, "soft").shape == (2, 3)
+
+
+def test_sweep_plot(sweep_dir: Path, tmp_path: Path) -> None:
+    assert [t for t, _ in plots.sweep_points(sweep_dir)] == [2, 3]
+    table = plots.sweep_table(sweep_dir)
+    assert set(table) == {"soft", "parallel"} and [p[0] for p in table["soft"]] == [2, 3]
+    assert _is_png(plots.plot_sweep(sweep_dir, tmp_path / "sweep.png"))
+    with pytest.raises(FileNotFoundError, match="not a sweep directory"):
+        plots.sweep_points(tmp_path / "empty")
