@@ -54,7 +54,7 @@ def main() -> None:
         setting = yaml.safe_load(mapping) or {}
         out = Path(args.out) / name
         # settings of S alone (s_lr, temperature) change nothing for the hard orderings: skip those
-        todo = [o for o in orderings if o == "soft" or not set(setting) <= S_ONLY]
+        todo = [o for o in orderings if o == "soft" or not (setting and set(setting) <= S_ONLY)]
         if not todo:
             continue
         s = compare(cfg.replace(**setting), out, todo, args.trials, workers=args.workers, progress=False)

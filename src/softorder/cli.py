@@ -27,15 +27,24 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="data directory (default ~/.cache/softorder)")
     p.add_argument("--quick", action="store_true", help="use the benchmark's quick settings")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (config key precision)"
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model for training (config key compile)"
+    )
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from softorder.experiments.compare import benchmark_config
     from softorder.train.config import load_config
+    from softorder.train.distributed import is_main
     from softorder.train.loop import train
 
     overrides = list(args.overrides) + ([f"data_dir={args.data_dir}"] if args.data_dir else [])
+    overrides += [f"precision={args.precision}"] if args.precision else []
+    overrides += ["compile=true"] if args.compile else []
     if args.resume:
         out = Path(args.resume)
         cfg = load_config(out / "config.yaml", overrides)
@@ -50,6 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = cfg.replace(**per.get(cfg.ordering, {}), **_explicit(overrides))
         out = Path(args.out or f"runs/{cfg.benchmark}-{cfg.ordering}-{time.strftime('%Y%m%d-%H%M%S')}")
     r = train(cfg, out, resume=bool(args.resume), quiet=args.quiet)
+    if not is_main():  # under torchrun only rank 0 reports
+        return 0
     print(
         f"{cfg.benchmark} / {cfg.ordering}: mean test error {100 * r['mean_test_error']:.2f}%, "
         f"test loss {r['mean_test_loss']:.4f} (best step {r['best_step']} of {r['steps']})"

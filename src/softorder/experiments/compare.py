@@ -79,7 +79,7 @@ def _run_one(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[st
         torch.set_num_threads(threads)
     cfg = Config.from_dict(cfg_dict)
     result_file, config_file = Path(out) / "result.json", Path(out) / "config.yaml"
-    if config_file.exists() and yaml.safe_load(config_file.read_text()) != cfg.to_dict():
+    if config_file.exists() and Config.from_dict(yaml.safe_load(config_file.read_text())) != cfg:
         raise FileExistsError(
             f"{out} holds a run with a different config; use another --out or delete that folder"
         )

@@ -79,6 +79,14 @@ class LayerBank(nn.Module):
                     bound = 1.0 / math.sqrt(fan_in)
                     nn.init.uniform_(self.bias[j], -bound, bound)
 
+    def _layer_index(self, layers: Sequence[int], device: torch.device) -> Tensor:
+        """``layers`` as a device tensor, cached (a fresh host-to-device copy per step would stall)."""
+        key = (tuple(layers), device)
+        cache: dict = self.__dict__.setdefault("_index_cache", {})
+        if key not in cache:
+            cache[key] = torch.tensor(layers, device=device)
+        return cache[key]
+
     def _post(self, z: Tensor) -> Tensor:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -120,7 +128,7 @@ class DenseBank(LayerBank):
             return self.layer(layers[0], y)
         if len(set(counts)) > 1:
             return torch.cat([self.layer(j, part) for j, part in zip(layers, y.split(list(counts)))])
-        idx = torch.tensor(layers, device=y.device)
+        idx = self._layer_index(layers, y.device)
         z = torch.baddbmm(  # [S, B, w]: block s through layer layers[s]
             self.bias[idx].unsqueeze(1),
             y.view(len(layers), counts[0], -1),
@@ -191,7 +199,7 @@ class ConvBank(LayerBank):
             return torch.cat([self.layer(j, part) for j, part in zip(layers, y.split(list(counts)))])
         # Blocks become channel groups of one grouped convolution: [B, S*C, H, W].
         s, b, c, k = len(layers), counts[0], self.channels, self.kernel_size
-        idx = torch.tensor(layers, device=y.device)
+        idx = self._layer_index(layers, y.device)
         x = y.view(s, b, c, *y.shape[-2:]).transpose(0, 1).reshape(b, s * c, *y.shape[-2:])
         z = self._post(
             F.conv2d(

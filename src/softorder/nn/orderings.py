@@ -41,10 +41,9 @@ class Rows:
 
     def index(self, device: torch.device) -> Tensor:
         """Task id of every row, ``[N]``."""
-        if device not in self._index:
-            self._index[device] = torch.repeat_interleave(
-                torch.tensor(self.tasks, device=device), torch.tensor(self.counts, device=device)
-            )
+        if device not in self._index:  # built on the CPU: no device sync for its unknown length
+            index = torch.repeat_interleave(torch.tensor(self.tasks), torch.tensor(self.counts))
+            self._index[device] = index.to(device, non_blocking=True)
         return self._index[device]
 
 

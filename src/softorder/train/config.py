@@ -35,7 +35,7 @@ class Config:
     temperature: float = 1.0
     # optimisation
     steps: int = 2000
-    batch_size: int = 32  # per task
+    batch_size: int = 32  # per task and process: torchrun with N processes draws N × this per task
     lr: float = 1e-3
     s_lr: float | None = None  # learning rate of S; None = lr
     weight_decay: float = 0.0
@@ -44,6 +44,8 @@ class Config:
     select: str = "val_loss"  # val_loss | val_error: which validation metric picks the kept weights
     device: str = "cpu"
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
+    compile: bool = False  # torch.compile the model for the training step
+    channels_last: bool = False  # conv nets: NHWC activations in the core (for CUDA tensor cores)
     threads: int | None = None
     # data
     fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # uci train/val/test

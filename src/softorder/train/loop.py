@@ -3,10 +3,16 @@ the loss is the sum over tasks of each task's mean loss, Adam updates layers, S 
 
 Every ``eval_every`` steps the validation split of each task is evaluated; the weights with the
 best mean validation metric are kept and the test split is scored with them at the end.
+
+Under ``torchrun`` (several processes) the model is wrapped in DistributedDataParallel. Every rank
+draws the same global batch of ``world_size × batch_size`` rows per task and trains on its own slice
+of it, so a run on N processes follows the run of one process with N times the batch. Rank 0 alone
+evaluates (the others wait at a barrier) and writes the run directory; see ``distributed.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -23,6 +29,8 @@ from tqdm import tqdm
 
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
+from softorder.train import distributed
+from softorder.train.accel import wrap_model
 from softorder.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
 from softorder.train.config import Config
 from softorder.train.metrics import as_input, autocast, evaluate
@@ -33,18 +41,33 @@ class TrainingDiverged(RuntimeError):
 
 
 class TaskSampler:
-    """Draws batches of one task's training rows without replacement, reshuffling each epoch."""
+    """Draws batches of one task's training rows without replacement, reshuffling each epoch.
 
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+    With ``world_size`` processes every rank walks the same seeded permutation, draws the same
+    global batch of ``world_size × batch_size`` rows and returns its own slice ``rank``; the union of
+    the slices is what one process with batch ``world_size × batch_size`` draws. The state is the
+    same on every rank and does not depend on the world size.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         if n < 1:
             raise ValueError("a task has no training rows")
-        self.n, self.batch_size = n, batch_size
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside 0..{world_size - 1} (world size {world_size})")
+        self.n, self.batch_size, self.rank, self.world_size = n, batch_size, rank, world_size
         self.gen = torch.Generator().manual_seed(seed)
         self.perm, self.pos = torch.randperm(n, generator=self.gen), 0
 
     def next(self) -> Tensor:
+        """This rank's ``batch_size`` row indices of the next global batch."""
+        idx = self._next_global()
+        if self.world_size == 1:
+            return idx
+        return idx[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+
+    def _next_global(self) -> Tensor:
         out = []
-        need = self.batch_size
+        need = self.batch_size * self.world_size
         while need:
             if self.pos == self.n:
                 self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
@@ -90,12 +113,18 @@ class Trainer:
         if len(tasks) != net.num_tasks:
             raise ValueError(f"the net has {net.num_tasks} tasks but {len(tasks)} were given")
         self.cfg, self.net, self.tasks, self.out, self.quiet = cfg, net, list(tasks), Path(out), quiet
-        self.device = torch.device(cfg.device)
+        self.device = distributed.select_device(cfg.device)
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.net.to(self.device)
+        # What the training step calls (DDP / compile / channels-last); self.net stays unwrapped.
+        self.model = wrap_model(self.net, cfg, self.device)
+        if self.rank:  # distinct dropout masks per rank (rank 0 keeps the single-process stream)
+            torch.manual_seed(distributed.rank_seed(cfg.seed, self.rank))
         self.opt = make_optimizer(net, cfg)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
         self.samplers = [
-            TaskSampler(t.x_train.shape[0], cfg.batch_size, cfg.seed * 1000 + i) for i, t in enumerate(tasks)
+            TaskSampler(t.x_train.shape[0], cfg.batch_size, cfg.seed * 1000 + i, self.rank, self.world_size)
+            for i, t in enumerate(tasks)
         ]
         self.train_x = [t.x_train.to(self.device) for t in tasks]
         self.train_y = [t.y_train.to(self.device) for t in tasks]
@@ -105,97 +134,154 @@ class Trainer:
         self.best: dict[str, Any] = {"score": math.inf, "step": 0, "state": None}
 
     # -- checkpoints -------------------------------------------------------------------------
+    def _cuda_rng(self) -> list[Tensor]:
+        if self.device.type != "cuda":
+            return []
+        if self.world_size == 1:
+            return torch.cuda.get_rng_state_all()
+        return [torch.cuda.get_rng_state(self.device)]  # only this rank's GPU
+
     def state(self) -> dict[str, Any]:
-        return {
+        """The checkpoint. Collective under torchrun (every rank's RNG state is gathered): call it
+        on every rank; only rank 0's copy is written."""
+        rngs = distributed.all_gather_object((torch.get_rng_state(), self._cuda_rng()))
+        state = {
             "model": self.net.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "best": self.best,
-            "samplers": [s.state_dict() for s in self.samplers],
-            "torch_rng": torch.get_rng_state(),
+            "samplers": [s.state_dict() for s in self.samplers],  # the same on every rank
+            "torch_rng": rngs[0][0],
             "config": self.cfg.to_dict(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            "cuda_rng": rngs[0][1],
+            "world_size": self.world_size,
         }
+        if self.world_size > 1:
+            state["rank_rng"] = rngs
+        return state
+
+    def save(self) -> None:
+        """Write ``checkpoint.pt`` from rank 0 (collective: call it on every rank)."""
+        state = self.state()
+        if self.rank == 0:
+            save_checkpoint(self.out / CHECKPOINT, state)
 
     def resume(self) -> None:
-        ckpt = load_checkpoint(self.out / CHECKPOINT)
+        """Continue from ``checkpoint.pt``. Rank 0 reads it and hands it to every rank (no shared
+        file system needed); a checkpoint of any world size loads, bit-for-bit when the world size
+        is the same. The global batch is ``world_size × batch_size``: keep it equal to continue the
+        same run (e.g. ``--set batch_size=64`` on 1 process for a run of 2 × 32)."""
+        ckpt = distributed.on_main(lambda: load_checkpoint(self.out / CHECKPOINT))
         self.net.load_state_dict(ckpt["model"], strict=True)
         self.opt.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.best = int(ckpt["step"]), ckpt["best"]
         for s, st in zip(self.samplers, ckpt["samplers"], strict=True):
             s.load_state_dict(st)
-        torch.set_rng_state(ckpt["torch_rng"])
-        if ckpt["cuda_rng"]:
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-        # Forget metrics logged after the checkpoint: they will be recomputed identically.
-        log = self.out / "metrics.jsonl"
-        if log.exists():
-            keep = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
-            log.write_text("".join(ln + "\n" for ln in keep))
+        saved_world = int(ckpt.get("world_size", 1))
+        rngs = ckpt.get("rank_rng") or [(ckpt["torch_rng"], ckpt["cuda_rng"])]
+        if saved_world == self.world_size or self.rank == 0:
+            cpu_rng, cuda_rng = rngs[self.rank] if saved_world == self.world_size else rngs[0]
+            torch.set_rng_state(cpu_rng)
+            if cuda_rng and self.device.type == "cuda":
+                if self.world_size > 1:  # this rank's GPU only (rank 0's list starts with cuda:0)
+                    torch.cuda.set_rng_state(cuda_rng[0], self.device)
+                else:
+                    torch.cuda.set_rng_state_all(cuda_rng)
+        else:  # a rank the checkpoint did not have: a fresh stream, distinct per rank and step
+            torch.manual_seed(distributed.rank_seed(self.cfg.seed, self.rank, self.step))
+        if self.rank == 0:
+            if saved_world != self.world_size:
+                print(
+                    f"softorder: resuming a checkpoint of {saved_world} process(es) on {self.world_size}: "
+                    f"the global batch per task is now {self.world_size} × {self.cfg.batch_size}",
+                    file=sys.stderr,
+                )
+            # Forget metrics logged after the checkpoint: they will be recomputed identically.
+            log = self.out / "metrics.jsonl"
+            if log.exists():
+                keep = [
+                    ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step
+                ]
+                log.write_text("".join(ln + "\n" for ln in keep))
 
     # -- the loop ----------------------------------------------------------------------------
     def train_step(self) -> Tensor:
+        """One step; returns each task's loss (averaged over ranks under torchrun)."""
         xs, ys = [], []
         for sampler, x, y in zip(self.samplers, self.train_x, self.train_y):
             idx = sampler.next().to(self.device)
             xs.append(as_input(x[idx]))
             ys.append(y[idx])
         with autocast(self.device, self.cfg.precision):
-            logits = [z.float() for z in self.net(xs)]
+            logits = [z.float() for z in self.model(xs)]
         losses = self.net.losses(logits, ys, check=False)  # labels checked in __init__
         self.opt.zero_grad(set_to_none=True)
+        if self.world_size > 1:  # every rank sees the global losses: all stop together on NaN
+            seen = losses.detach().clone()
+            work = distributed.all_reduce_mean(seen, async_op=True)  # overlaps the backward
+        else:
+            seen = losses
         self.scaler.scale(losses.sum()).backward()
-        bad = ~torch.isfinite(losses)
+        if self.world_size > 1:
+            distributed.finish_mean(seen, work)
+        bad = ~torch.isfinite(seen)
         if bool(bad.any()):
             t = int(bad.nonzero()[0, 0])
             raise TrainingDiverged(
-                f"loss of task {t} ({self.tasks[t].name}) is {float(losses[t].detach())} "
+                f"loss of task {t} ({self.tasks[t].name}) is {float(seen[t].detach())} "
                 f"at step {self.step + 1}; "
                 f"the last good checkpoint is {self.out / CHECKPOINT} (try a lower lr)"
             )
         self.scaler.step(self.opt)
         self.scaler.update()
-        return losses.detach()
+        return seen.detach()
 
     def run(self) -> dict[str, Any]:
+        """Train to ``cfg.steps`` and return the result (on every rank; rank 0 writes the files)."""
         from torch.utils.tensorboard import SummaryWriter
 
-        cfg, out = self.cfg, self.out
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        writer = SummaryWriter(str(out / "tb"), purge_step=self.step + 1 if self.step else None)
+        cfg, out, main = self.cfg, self.out, self.rank == 0
+        writer: Any = None
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            writer = SummaryWriter(str(out / "tb"), purge_step=self.step + 1 if self.step else None)
         bar = tqdm(
             total=cfg.steps,
             initial=self.step,
-            disable=self.quiet or not sys.stderr.isatty(),
+            disable=self.quiet or not main or not sys.stderr.isatty(),
             desc=f"{cfg.benchmark}/{cfg.ordering}",
             dynamic_ncols=True,
         )
         acc, n_acc, start = torch.zeros(len(self.tasks), device=self.device), 0, time.perf_counter()
-        self.net.train()
-        with open(out / "metrics.jsonl", "a") as log:
+        self.model.train()
+        with open(out / "metrics.jsonl", "a") if main else contextlib.nullcontext() as log:
             while self.step < cfg.steps:
                 acc += self.train_step()
                 n_acc += 1
                 self.step += 1
                 bar.update(1)
                 if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
-                    rec = self.evaluate_and_select(acc / n_acc, time.perf_counter() - start)
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
-                    self.log_tensorboard(writer, rec)
-                    bar.set_postfix(
-                        val_err=f"{rec['mean_val_error']:.3f}", train=f"{float(acc.mean() / n_acc):.3f}"
-                    )
+                    if main:  # the other ranks wait at the barrier below
+                        rec = self.evaluate_and_select(acc / n_acc, time.perf_counter() - start)
+                        log.write(json.dumps(rec) + "\n")
+                        log.flush()
+                        self.log_tensorboard(writer, rec)
+                        bar.set_postfix(
+                            val_err=f"{rec['mean_val_error']:.3f}", train=f"{float(acc.mean() / n_acc):.3f}"
+                        )
                     acc.zero_()
                     n_acc = 0
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                        save_checkpoint(out / CHECKPOINT, self.state())
+                        self.save()
+                    distributed.barrier()
         bar.close()
-        writer.close()
-        return self.finish(time.perf_counter() - start)
+        if writer is not None:
+            writer.close()
+        elapsed = time.perf_counter() - start
+        return distributed.on_main(lambda: self.finish(elapsed))
 
     def evaluate_and_select(self, train_loss: Tensor, elapsed: float) -> dict[str, Any]:
         val_loss, val_error = evaluate(self.net, self.tasks, "val", precision=self.cfg.precision)
@@ -260,18 +346,31 @@ def train(
     resume: bool = False,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Train one run of ``cfg`` into ``out``; returns the result (also in ``out/result.json``)."""
+    """Train one run of ``cfg`` into ``out``; returns the result (also in ``out/result.json``).
+
+    Launched by torchrun with several processes, this joins the process group and trains with
+    DistributedDataParallel (every rank returns rank 0's result; only rank 0 writes ``out``)."""
     from softorder.experiments.benchmarks import build_net, load_tasks
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    tasks = list(tasks) if tasks is not None else load_tasks(cfg)
-    torch.manual_seed(cfg.seed)
-    net = build_net(cfg, tasks)
-    trainer = Trainer(cfg, net, tasks, Path(out), quiet=quiet)
-    if resume:
-        trainer.resume()
-    elif (Path(out) / CHECKPOINT).exists():
+    created = distributed.setup(cfg.device)
+    try:
+        out = Path(distributed.broadcast_object(str(out)))  # rank 0's directory (default names hold a time)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        tasks = list(tasks) if tasks is not None else load_tasks(cfg)
+        torch.manual_seed(cfg.seed)
+        net = build_net(cfg, tasks)
+        trainer = Trainer(cfg, net, tasks, out, quiet=quiet)
+        if resume:
+            trainer.resume()
+        else:
+            distributed.on_main(lambda: _check_fresh(out))
+        return trainer.run()
+    finally:
+        distributed.teardown(created)
+
+
+def _check_fresh(out: Path) -> None:
+    if (out / CHECKPOINT).exists():
         raise FileExistsError(f"{out} already holds a run; pass --resume {out} or choose another --out")
-    return trainer.run()

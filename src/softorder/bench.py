@@ -1,0 +1,252 @@
+"""``softorder bench``: time one training step (forward + backward + Adam) of the fused
+soft-ordering network against the readable per-task/per-depth/per-layer loop
+(``reference_forward``) and against fused parallel ordering, and print the ratios, the throughput
+and the achieved TFLOP/s.
+
+    softorder bench                                   # CPU-sized workloads, table
+    softorder bench --json                            # one JSON object per workload
+    softorder bench --device cuda --dtype bf16 --workloads dense-T10,dense-T40,conv-T50
+
+Soft ordering computes every layer at every depth, i.e. D times the core FLOPs of parallel
+ordering, so fused/parallel near D is the arithmetic floor when compute-bound. FLOPs are counted
+analytically (a multiply-add is 2 FLOPs; backward = 2 × forward, so a step is 3 × forward).
+``benchmarks/bench_core.py`` is the same tool as a script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+import softorder as so
+from softorder.nn import MultiTaskNet, reference_forward
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark shape: ``tasks`` tasks of ``batch`` rows each through ``layers`` shared layers."""
+
+    name: str
+    kind: str  # dense | conv
+    tasks: int
+    layers: int
+    width: int  # dense width (and input features) or conv channels
+    batch: int  # per task
+    image: int = 0
+    padding: int = 0
+    classes: int = 10
+    kernel: int = 3
+
+
+WORKLOADS = {
+    w.name: w
+    for w in [
+        Workload("dense-T10", "dense", 10, 4, 32, 64),
+        Workload("dense-T40", "dense", 40, 4, 256, 256),
+        Workload("conv-T10-28px", "conv", 10, 4, 53, 16, image=28, padding=1, classes=20),
+        Workload("conv-T50", "conv", 50, 4, 53, 16, image=105, padding=0, classes=20),
+    ]
+}
+CPU_DEFAULT = "dense-T10,dense-T40,conv-T10-28px"
+DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def build(
+    w: Workload, ordering: str, device: torch.device, channels_last: bool = False
+) -> tuple[MultiTaskNet, list, list]:
+    """The net of ``w`` with ``ordering`` and one random batch per task, on ``device``."""
+    classes = [w.classes] * w.tasks
+    if w.kind == "dense":
+        net = so.dense_net(w.width, classes, width=w.width, num_layers=w.layers, ordering=ordering)
+        xs = [torch.randn(w.batch, w.width, device=device) for _ in range(w.tasks)]
+    else:
+        net = so.conv_net(
+            classes,
+            image_shape=(1, w.image, w.image),
+            channels=w.width,
+            num_layers=w.layers,
+            kernel_size=w.kernel,
+            padding=w.padding,
+            ordering=ordering,
+        )
+        xs = [torch.randn(w.batch, 1, w.image, w.image, device=device) for _ in range(w.tasks)]
+        if channels_last:
+            from softorder.train.accel import use_channels_last
+
+            use_channels_last(net)
+    ys = [torch.randint(0, w.classes, (w.batch,), device=device) for _ in range(w.tasks)]
+    return net.to(device), xs, ys
+
+
+def step_fn(net: MultiTaskNet, xs: list, ys: list, loop: bool, dtype: str) -> Callable[[], None]:
+    """One training step (Adam) of ``net``, through the reference loop when ``loop``."""
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    device_type = xs[0].device.type
+    amp_dtype = DTYPES[dtype]
+
+    def step() -> None:
+        amp = torch.autocast(device_type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+        opt.zero_grad(set_to_none=True)
+        with amp:
+            logits = reference_forward(net, xs) if loop else net(xs)
+            loss = net.losses([z.float() for z in logits], ys).sum()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def timeit(step: Callable[[], None], device: torch.device, min_time: float, warmup: int) -> float:
+    """Median milliseconds of ``step`` (at least 3 runs, up to ``min_time`` s or 200 runs)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        step()
+    sync()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < min_time and len(times) < 200):
+        t0 = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def step_flops(w: Workload, ordering: str = "soft") -> float:
+    """FLOPs of one training step of ``w`` (forward matmuls/convolutions × 3 for fwd + bwd).
+
+    Soft ordering runs all L layers at each of the L depths and mixes them; parallel runs one.
+    Elementwise work (bias, ReLU, pooling, dropout, the loss) is not counted."""
+    n = w.tasks * w.batch
+    per_depth = w.layers if ordering == "soft" else 1
+    fwd = 0.0
+    if w.kind == "dense":
+        fwd += 2 * n * w.width * w.width  # encoders (in_features = width)
+        fwd += w.layers * 2 * n * w.width * (per_depth * w.width)  # the core
+        if ordering == "soft":
+            fwd += w.layers * 2 * n * w.layers * w.width  # Eq. 7 mixing
+        fwd += 2 * n * w.width * w.classes  # decoders
+    else:
+        c, h = w.width, w.image
+        for _ in range(w.layers):
+            h_conv = h + 2 * w.padding - w.kernel + 1
+            fwd += 2 * n * (per_depth * c) * c * w.kernel * w.kernel * h_conv * h_conv
+            h = h_conv // 2
+            if ordering == "soft":
+                fwd += 2 * n * w.layers * c * h * h
+        fwd += 2 * n * c * h * h * w.classes  # decoders
+    return 3.0 * fwd
+
+
+def run(
+    w: Workload,
+    device: torch.device,
+    dtype: str,
+    min_time: float,
+    skip_loop: bool,
+    channels_last: bool = False,
+) -> dict[str, Any]:
+    """Time the fused, parallel and (unless ``skip_loop``) loop steps of ``w``: one result record."""
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    torch.manual_seed(0)
+    res: dict[str, Any] = {"workload": w.name, "device": device_name(device), "dtype": dtype}
+    for label, ordering, loop in [
+        ("fused", "soft", False),
+        ("parallel", "parallel", False),
+        ("loop", "soft", True),
+    ]:
+        if loop and skip_loop:
+            res["loop_ms"] = None
+            continue
+        net, xs, ys = build(w, ordering, device, channels_last)
+        res[f"{label}_ms"] = timeit(step_fn(net, xs, ys, loop, dtype), device, min_time, warmup=2)
+    res["loop_over_fused"] = res["loop_ms"] / res["fused_ms"] if res["loop_ms"] else None
+    res["fused_over_parallel"] = res["fused_ms"] / res["parallel_ms"]
+    res["samples_per_s"] = w.tasks * w.batch / res["fused_ms"] * 1e3
+    res["sample"] = "image" if w.kind == "conv" else "row"
+    res["step_gflop"] = step_flops(w, "soft") / 1e9
+    res["fused_tflops"] = step_flops(w, "soft") / res["fused_ms"] / 1e9
+    res["parallel_tflops"] = step_flops(w, "parallel") / res["parallel_ms"] / 1e9
+    res["channels_last"] = channels_last and w.kind == "conv"
+    return res
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+HEADER = (
+    f"{'workload':<15} {'device':<24} {'dtype':<5} {'loop ms':>9} {'fused ms':>9} {'parallel ms':>11} "
+    f"{'loop/fused':>10} {'fused/par':>9} {'samples/s':>15} {'TFLOP/s':>8}"
+)
+
+
+def format_row(r: dict[str, Any]) -> str:
+    """One table line of a :func:`run` record (throughput of the fused step; images/s for conv)."""
+    loop = f"{r['loop_ms']:9.2f}" if r["loop_ms"] else f"{'-':>9}"
+    ratio = f"{r['loop_over_fused']:9.1f}x" if r["loop_ms"] else f"{'-':>10}"
+    unit = "img/s" if r.get("sample") == "image" else "rows/s"
+    return (
+        f"{r['workload']:<15} {r['device'][:24]:<24} {r['dtype']:<5} {loop} "
+        f"{r['fused_ms']:9.2f} {r['parallel_ms']:11.2f} {ratio} "
+        f"{r['fused_over_parallel']:9.2f} {r['samples_per_s']:8.0f} {unit:<6} {r['fused_tflops']:8.3f}"
+    )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``softorder bench`` (and ``benchmarks/bench_core.py``)."""
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="autocast dtype (default fp32)")
+    p.add_argument("--workloads", default=None, help=f"comma list of {', '.join(WORKLOADS)}")
+    p.add_argument("--min-time", type=float, default=2.0, help="seconds of timing per variant")
+    p.add_argument("--skip-loop", action="store_true", help="do not time the reference loop")
+    p.add_argument("--channels-last", action="store_true", help="conv workloads: NHWC activations")
+    p.add_argument("--json", action="store_true", help="print one JSON object per workload")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the workloads of ``args`` and print a table (or JSON lines)."""
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+    names = [
+        n
+        for n in (args.workloads or (CPU_DEFAULT if device.type == "cpu" else ",".join(WORKLOADS))).split(",")
+        if n
+    ]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise ValueError(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+    if not args.json:
+        print(HEADER, flush=True)
+    for name in names:
+        r = run(WORKLOADS[name], device, args.dtype, args.min_time, args.skip_loop, args.channels_last)
+        print(json.dumps(r) if args.json else format_row(r), flush=True)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``softorder bench`` to the command line."""
+    p = subparsers.add_parser(
+        "bench",
+        help="time fused soft ordering vs the reference loop and parallel ordering",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(p)
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,65 @@
+"""Speed options of a training run, applied by the trainer around the plain ``MultiTaskNet``:
+
+* ``channels_last: true`` — the conv core runs on NHWC ("channels last") tensors, the layout the
+  GPU's tensor-core convolutions prefer. Off by default (it has not been timed against NCHW on
+  every GPU; measure with ``softorder bench --device cuda --channels-last``); ignored by dense nets.
+* several processes under torchrun — ``DistributedDataParallel``: every step all-reduces the
+  gradients of the shared layers, S, encoders and decoders.
+* ``compile: true`` — ``torch.compile`` of the (possibly DDP-wrapped) model.
+
+The trainer keeps the unwrapped net for everything but the training forward (losses, evaluation,
+``mixing_weights()``, state dicts), so checkpoints look the same with or without these options.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+
+from softorder.nn.banks import ConvBank
+from softorder.nn.network import MultiTaskNet
+from softorder.train import distributed
+from softorder.train.config import Config
+
+
+def _to_channels_last(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    y, *rest = args
+    return (y.contiguous(memory_format=torch.channels_last), *rest)
+
+
+def use_channels_last(net: MultiTaskNet) -> bool:
+    """Make the conv core run channels-last. Forward pre-hooks convert the core's input, and the
+    input of every depth of soft ordering (whose mixing step returns NCHW), to NHWC; conv, max-pool
+    and ReLU keep that layout, so parallel ordering stays NHWC throughout. (Permuted and single
+    orderings regroup rows for a grouped convolution, which returns NCHW after the first depth.)
+    Returns False (and changes nothing) when the core is not a :class:`ConvBank`."""
+    if not isinstance(net.core.bank, ConvBank):
+        return False
+    if not getattr(net.core, "_channels_last", False):
+        net.core.register_forward_pre_hook(_to_channels_last)
+        net.core.bank.register_forward_pre_hook(_to_channels_last)
+        net.core._channels_last = True  # type: ignore[assignment]
+    return True
+
+
+def wrap_model(net: MultiTaskNet, cfg: Config, device: torch.device) -> nn.Module:
+    """The module the training step calls: ``net``, with channels-last, DDP and ``torch.compile``
+    as ``cfg`` and the process group ask. ``net`` must already be on ``device``."""
+    if cfg.channels_last:
+        use_channels_last(net)
+    model: nn.Module = net
+    if distributed.is_distributed():
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Buffers (permuted orders) never change after construction, when DDP syncs them once.
+        params = inspect.signature(DistributedDataParallel.__init__).parameters
+        no_sync = {"forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers": False}
+        model = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None, **no_sync
+        )
+    if cfg.compile:
+        model = torch.compile(model)  # type: ignore[assignment]
+    return model

@@ -1,0 +1,58 @@
+"""``softorder bench`` and ``benchmarks/bench_core.py``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from softorder.bench import WORKLOADS, step_flops
+from softorder.cli import main
+
+KEYS = {
+    "workload",
+    "device",
+    "dtype",
+    "loop_ms",
+    "fused_ms",
+    "parallel_ms",
+    "loop_over_fused",
+    "fused_over_parallel",
+    "samples_per_s",
+    "step_gflop",
+    "fused_tflops",
+    "parallel_tflops",
+}
+
+
+def test_bench_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--workloads", "dense-T10", "--min-time", "0.05", "--skip-loop", "--json"]
+    assert main(argv) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    assert len(lines) == 1
+    r = json.loads(lines[0])
+    assert set(r) >= KEYS
+    assert r["workload"] == "dense-T10" and r["dtype"] == "fp32" and r["loop_ms"] is None
+    assert r["fused_ms"] > 0 and r["parallel_ms"] > 0 and r["samples_per_s"] > 0
+    assert r["fused_tflops"] == pytest.approx(r["step_gflop"] / r["fused_ms"])
+
+
+def test_bench_table_and_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--workloads", "dense-T10", "--min-time", "0", "--skip-loop"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["workload", "device", "dtype"] and "TFLOP/s" in out[0]
+    assert out[1].startswith("dense-T10") and "rows/s" in out[1]
+    assert main(["bench", "--workloads", "dense-T11"]) == 2
+    assert "unknown workload(s) dense-T11" in capsys.readouterr().err
+
+
+def test_step_flops_by_hand() -> None:
+    # dense-T10: 640 rows, width 32, 4 layers, 10 classes; fwd = encoders + core + mixing + decoders
+    fwd = 2 * 640 * 32 * 32 + 4 * 2 * 640 * 32 * 128 + 4 * 2 * 640 * 4 * 32 + 2 * 640 * 32 * 10
+    assert step_flops(WORKLOADS["dense-T10"]) == 3 * fwd
+    # conv-T10-28px: 160 images, 53 channels, padding 1 keeps 28 -> 14 -> 7 -> 3 -> 1 after pooling
+    n, c = 160, 53
+    convs = sum(2 * n * 4 * c * c * 9 * h * h for h in (28, 14, 7, 3))
+    mix = sum(2 * n * 4 * c * h * h for h in (14, 7, 3, 1))
+    assert step_flops(WORKLOADS["conv-T10-28px"]) == 3 * (convs + mix + 2 * n * c * 20)
+    assert step_flops(WORKLOADS["conv-T50"], "parallel") < step_flops(WORKLOADS["conv-T50"]) / 3

@@ -1,0 +1,150 @@
+"""Data-parallel training under torchrun (2 CPU processes on gloo) follows a single process with the
+same global batch, and its checkpoints resume on 2 processes or on 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from softorder.train import distributed
+from softorder.train.config import Config, load_config
+from softorder.train.loop import TaskSampler, train
+
+CONFIG = """
+benchmark: synthetic
+tasks: 3
+width: 16
+dropout: 0.0
+steps: 40
+batch_size: 16
+eval_every: 20
+checkpoint_every: 20
+lr: 0.003
+threads: 1
+"""
+TOL = 1e-4
+
+
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "softorder", "train", *args, "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _assert_close_runs(a: Path, b: Path) -> None:
+    ra, rb = _records(a), _records(b)
+    assert [x["step"] for x in ra] == [x["step"] for x in rb]
+    for x, y in zip(ra, rb):
+        for key in ("train_loss", "val_loss"):
+            assert x[key] == pytest.approx(y[key], abs=TOL), (x["step"], key)
+    res_a, res_b = (json.loads((r / "result.json").read_text()) for r in (a, b))
+    assert res_a["best_step"] == res_b["best_step"]
+    assert res_a["test_loss"] == pytest.approx(res_b["test_loss"], abs=TOL)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One 2-process run of 40 steps (2 × 16 rows per task per step), resumed to 60 steps on 2
+    processes and, from a copy of its checkpoint, on 1; single-process references with 32 rows."""
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    root = tmp_path_factory.mktemp("ddp")
+    cfg_file = root / "cfg.yaml"
+    cfg_file.write_text(CONFIG)
+    ddp = root / "ddp"
+    first = _torchrun(str(cfg_file), "--out", str(ddp))
+    shutil.copytree(ddp, root / "ddp-at-40")
+    resumed = _torchrun("--resume", str(ddp), "--set", "steps=60")
+    ref = Config.from_dict({**load_config(cfg_file).to_dict(), "batch_size": 32})
+    train(ref, root / "ref40", quiet=True)
+    train(ref.replace(steps=60), root / "ref60", quiet=True)
+    return {"root": root, "first": first, "resumed": resumed}
+
+
+def test_two_processes_match_one_with_the_global_batch(runs: dict[str, Any]) -> None:
+    root = runs["root"]
+    _assert_close_runs(root / "ddp-at-40", root / "ref40")
+    # rank 0 alone writes and reports
+    assert runs["first"].stdout.count("mean test error") == 1
+    assert [x["step"] for x in _records(root / "ddp-at-40")] == [20, 40]
+    for name in ("config.yaml", "checkpoint.pt", "best.pt", "result.json"):
+        assert (root / "ddp-at-40" / name).exists(), name
+    ckpt = torch.load(root / "ddp-at-40" / "checkpoint.pt", weights_only=True)
+    assert ckpt["world_size"] == 2 and len(ckpt["rank_rng"]) == 2
+    assert load_config(root / "ddp-at-40" / "config.yaml").batch_size == 16
+
+
+def test_resume_on_two_processes_continues_the_run(runs: dict[str, Any]) -> None:
+    root = runs["root"]
+    _assert_close_runs(root / "ddp", root / "ref60")
+    assert runs["resumed"].stdout.count("mean test error") == 1
+
+
+def test_two_process_checkpoint_resumes_on_one_process(runs: dict[str, Any]) -> None:
+    run = runs["root"] / "one-process"
+    shutil.copytree(runs["root"] / "ddp-at-40", run)
+    (run / "result.json").unlink()
+    # same global batch on one process: 1 × 32 rows per task
+    cfg = load_config(run / "config.yaml", ["steps=60", "batch_size=32"])
+    result = train(cfg, run, resume=True, quiet=True)
+    assert result["steps"] == 60
+    _assert_close_runs(run, runs["root"] / "ref60")
+
+
+def test_sampler_shards_are_the_single_process_batches() -> None:
+    n, batch, world = 23, 4, 3  # global batches of 12 rows cross epoch boundaries
+    single = TaskSampler(n, batch * world, seed=5)
+    ranks = [TaskSampler(n, batch, seed=5, rank=r, world_size=world) for r in range(world)]
+    for _ in range(10):
+        assert torch.equal(torch.cat([s.next() for s in ranks]), single.next())
+    state = ranks[1].state_dict()
+    assert all(torch.equal(state["perm"], s.state_dict()["perm"]) for s in ranks)
+    with pytest.raises(ValueError, match=r"rank 2 is outside 0\.\.1"):
+        TaskSampler(n, batch, seed=0, rank=2, world_size=2)
+
+
+def test_helpers_are_no_ops_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not distributed.setup("cpu")
+    assert distributed.rank() == 0 and distributed.world_size() == 1
+    assert distributed.on_main(lambda: 7) == 7
+    assert distributed.broadcast_object("x") == "x"
+    assert distributed.all_gather_object(3) == [3]
+    distributed.barrier()
+    t = torch.ones(2)
+    assert distributed.all_reduce_mean(t) is None and torch.equal(t, torch.ones(2))
+    monkeypatch.setenv("RANK", "1")
+    assert not distributed.is_main()
+
+
+def test_setup_without_torchrun_variables_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for key in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ValueError, match=r"RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT not set.*torchrun"):
+        distributed.setup("cpu")
+
+
+def test_more_processes_than_gpus_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", str(torch.cuda.device_count()))
+    with pytest.raises(ValueError, match="--nproc_per_node"):
+        distributed.select_device("cuda")
