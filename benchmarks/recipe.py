@@ -24,7 +24,7 @@ from softorder.experiments.compare import benchmark_config, compare
 from softorder.nn.orderings import ORDERINGS
 from softorder.train.config import builtin_config
 
-S_ONLY = {"s_lr", "temperature"}
+S_ONLY = {"s_lr", "temperature", "soft_norm"}
 
 
 def main() -> None:

@@ -91,3 +91,13 @@ def test_soft_with_more_depths_than_layers() -> None:
     net = so.dense_net(6, [2, 3], width=8, num_layers=2, depth=5, ordering="soft")
     assert net.core.S.shape == (2, 5, 2)
     _check(net, [torch.randn(4, 6), torch.randn(4, 6)])
+
+
+@pytest.mark.parametrize("single_input", [False, True])
+def test_soft_l2_norm_matches_reference(single_input: bool) -> None:
+    torch.manual_seed(8)
+    net = so.dense_net(6, [2, 3, 4], width=8, ordering="soft", soft_norm="l2")
+    x = torch.randn(4, 6)
+    _check(net, x if single_input else [x, torch.randn(4, 6), torch.randn(4, 6)])
+    torch.nn.init.zeros_(net.core.S)
+    torch.testing.assert_close(net.mixing_weights(), torch.full((3, 4, 4), 0.5))  # 0.25 / ||.||

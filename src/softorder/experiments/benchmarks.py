@@ -82,6 +82,7 @@ def build_net(cfg: Config, tasks: list[TaskData]) -> MultiTaskNet:
         seed=cfg.seed,
         init=cfg.init,
         temperature=cfg.temperature,
+        soft_norm=cfg.soft_norm,
     )
     if len(tasks[0].input_shape) == 3:
         return conv_net(

@@ -162,6 +162,7 @@ def dense_net(
     seed: int = 0,
     init: Init = "torch",
     temperature: float = 1.0,
+    soft_norm: str = "none",
     check_finite: bool = False,
 ) -> MultiTaskNet:
     """A dense multitask net (Sec. 4.1, 4.2): per-task ``Linear(in_t -> width) + ReLU`` encoders
@@ -181,6 +182,7 @@ def dense_net(
         depth,
         seed=seed,
         temperature=temperature,
+        norm=soft_norm,
     )
     return MultiTaskNet(encoders, core, Decoders(width, num_classes, flags), check_finite)
 
@@ -199,6 +201,7 @@ def conv_net(
     seed: int = 0,
     init: Init = "torch",
     temperature: float = 1.0,
+    soft_norm: str = "none",
     check_finite: bool = False,
 ) -> MultiTaskNet:
     """The Omniglot net (Sec. 4.3): identity encoder zero-padding channels up to ``channels``,
@@ -208,7 +211,9 @@ def conv_net(
     def bank(n: int) -> ConvBank:
         return ConvBank(channels, n, kernel_size, padding, dropout=dropout, init=init)
 
-    core = make_ordering(ordering, bank, num_tasks, num_layers, depth, seed=seed, temperature=temperature)
+    core = make_ordering(
+        ordering, bank, num_tasks, num_layers, depth, seed=seed, temperature=temperature, norm=soft_norm
+    )
     out = core.bank.output_shape((channels, *image_shape[1:]), core.depth)
     features = int(torch.tensor(out).prod())
     return MultiTaskNet(
@@ -229,6 +234,7 @@ def shared_encoder_net(
     seed: int = 0,
     init: Init = "torch",
     temperature: float = 1.0,
+    soft_norm: str = "none",
 ) -> MultiTaskNet:
     """One backbone shared by every task (it must output ``[batch, width]``), an ordered dense
     core and per-task decoders: the CelebA setting (Sec. 4.4)."""
@@ -242,5 +248,6 @@ def shared_encoder_net(
         depth,
         seed=seed,
         temperature=temperature,
+        norm=soft_norm,
     )
     return MultiTaskNet(SharedEncoder(backbone), core, Decoders(width, num_classes, flags))

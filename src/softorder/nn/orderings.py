@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from softorder.nn.banks import LayerBank
 
 ORDERINGS = ("single", "parallel", "permuted", "soft")
+SOFT_NORMS = ("none", "l2")
 
 
 @dataclass(frozen=True)
@@ -172,17 +173,27 @@ class SoftOrdering(Ordering):
     name = "soft"
 
     def __init__(
-        self, bank: LayerBank, num_tasks: int, depth: int | None = None, temperature: float = 1.0
+        self,
+        bank: LayerBank,
+        num_tasks: int,
+        depth: int | None = None,
+        temperature: float = 1.0,
+        norm: str = "none",
     ) -> None:
         super().__init__(bank, num_tasks, bank.num_layers if depth is None else depth)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
+        if norm not in SOFT_NORMS:
+            raise ValueError(f"unknown soft-ordering norm {norm!r}; choose one of {', '.join(SOFT_NORMS)}")
+        self.temperature, self.norm = temperature, norm
         self.S = nn.Parameter(torch.zeros(num_tasks, self.depth, bank.num_layers))
 
     def weights(self) -> Tensor:
-        """The mixing weights ``softmax(S / temperature)`` over layers, ``[T, K, L]``."""
-        return torch.softmax(self.S / self.temperature, dim=-1)
+        """The mixing weights over layers, ``[T, K, L]``: ``softmax(S / temperature)`` (Eq. 7), or
+        with ``norm="l2"`` that divided by its L2 norm, so that a mixture of L independent layers
+        keeps the scale of one layer (uniform S: x sqrt(L)) while a one-hot S is unchanged."""
+        w = torch.softmax(self.S / self.temperature, dim=-1)
+        return w / w.norm(dim=-1, keepdim=True) if self.norm == "l2" else w
 
     def forward(self, y: Tensor, rows: Rows) -> Tensor:
         w = self.weights()[rows.index(y.device)]  # [N, K, L]: each row gets its task's S
@@ -191,7 +202,9 @@ class SoftOrdering(Ordering):
         return y
 
     def extra_repr(self) -> str:
-        return f"tasks={self.num_tasks}, depth={self.depth}, temperature={self.temperature}"
+        return (
+            f"tasks={self.num_tasks}, depth={self.depth}, temperature={self.temperature}, norm={self.norm!r}"
+        )
 
 
 def _hard_depth(bank: LayerBank, depth: int | None, name: str) -> int:
@@ -212,10 +225,11 @@ def make_ordering(
     depth: int | None = None,
     seed: int = 0,
     temperature: float = 1.0,
+    norm: str = "none",
 ) -> Ordering:
     """Build an ordering by name; ``bank_factory(n)`` must return a bank of ``n`` layers."""
     if name == "soft":
-        return SoftOrdering(bank_factory(num_layers), num_tasks, depth, temperature)
+        return SoftOrdering(bank_factory(num_layers), num_tasks, depth, temperature, norm)
     if name == "parallel":
         return ParallelOrdering(bank_factory(num_layers), num_tasks, depth)
     if name == "permuted":

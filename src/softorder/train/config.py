@@ -33,6 +33,7 @@ class Config:
     dropout: float = 0.5
     init: str = "torch"  # torch | he
     temperature: float = 1.0
+    soft_norm: str = "none"  # none | l2: rescale the soft mixture (see SoftOrdering.weights)
     # optimisation
     steps: int = 2000
     batch_size: int = 32  # per task and process: torchrun with N processes draws N × this per task
@@ -55,6 +56,12 @@ class Config:
     test_fraction: float = 0.2  # omniglot
     channels: int = 53  # omniglot conv width
     padding: int = 0  # omniglot conv padding
+    # celeba (Sec. 4.4); image_size above is its input size too (224 for ResNet-50), and
+    # max_train_per_task / max_eval_per_task cap its train / val and test images
+    num_workers: int = 2  # DataLoader processes decoding JPEGs (0: decode in the training process)
+    backbone_weights: str | None = None  # local torchvision ResNet-50 ImageNet state_dict (.pth)
+    pretrained_download: bool = False  # download torchvision's IMAGENET1K_V2 weights (needs network)
+    small_backbone: bool = False  # a tiny conv trunk instead of ResNet-50 (tests, CPU smoke runs)
 
     def __post_init__(self) -> None:
         if self.ordering not in ORDERINGS:
