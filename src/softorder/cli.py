@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +34,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compile", action="store_true", help="torch.compile the model for training (config key compile)"
     )
+    p.add_argument(
+        "--backbone-weights",
+        metavar="PATH",
+        help="celeba: local torchvision ResNet-50 ImageNet state_dict (config key backbone_weights)",
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -45,6 +51,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"data_dir={args.data_dir}"] if args.data_dir else [])
     overrides += [f"precision={args.precision}"] if args.precision else []
     overrides += ["compile=true"] if args.compile else []
+    if args.backbone_weights:  # absolute (a --resume elsewhere finds it), JSON-quoted for the YAML parser
+        weights = Path(args.backbone_weights).expanduser().resolve()
+        overrides.append(f"backbone_weights={json.dumps(str(weights))}")
     if args.resume:
         out = Path(args.resume)
         cfg = load_config(out / "config.yaml", overrides)

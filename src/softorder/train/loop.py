@@ -352,6 +352,10 @@ def train(
     DistributedDataParallel (every rank returns rank 0's result; only rank 0 writes ``out``)."""
     from softorder.experiments.benchmarks import build_net, load_tasks
 
+    if cfg.benchmark == "celeba":  # one image batch for all 40 attribute tasks (Sec. 4.4)
+        from softorder.train.celeba import train_celeba
+
+        return train_celeba(cfg, out, resume=resume, quiet=quiet)
     created = distributed.setup(cfg.device)
     try:
         out = Path(distributed.broadcast_object(str(out)))  # rank 0's directory (default names hold a time)
