@@ -125,3 +125,14 @@ def test_he_init_and_dropout_train_mode_differs() -> None:
     assert not torch.equal(bank(x), bank(x))
     bank.eval()
     assert torch.equal(bank(x), bank(x))
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_batched_losses_equal_per_task_losses(binary: bool) -> None:
+    torch.manual_seed(0)
+    net = so.dense_net(4, [2, 2, 2], width=8, binary=binary)
+    x = [torch.randn(5, 4) for _ in range(3)]
+    y = [torch.randint(0, 2, (5,)) for _ in range(3)]
+    logits = net(x)
+    per_task = torch.stack([net.decoders.loss(t, z, yt) for t, z, yt in zip(range(3), logits, y)])
+    torch.testing.assert_close(net.losses(logits, y), per_task)

@@ -139,8 +139,12 @@ class Decoders(nn.Module):
         if not rows.uniform or len(rows.tasks) == 1:
             return [self.decode(t, part) for t, part in zip(rows.tasks, y.split(list(rows.counts)))]
         top = max(self.out[t] for t in rows.tasks)  # pad every task's logits to `top`, one bmm
-        w = torch.stack([F.pad(self.layers[t].weight, (0, 0, 0, top - self.out[t])) for t in rows.tasks])
-        b = torch.stack([F.pad(self.layers[t].bias, (0, top - self.out[t])) for t in rows.tasks])
+        ws = [self.layers[t].weight for t in rows.tasks]
+        bs = [self.layers[t].bias for t in rows.tasks]
+        if any(self.out[t] != top for t in rows.tasks):
+            ws = [F.pad(w, (0, 0, 0, top - w.shape[0])) for w in ws]
+            bs = [F.pad(b, (0, top - b.shape[0])) for b in bs]
+        w, b = torch.stack(ws), torch.stack(bs)
         z = torch.baddbmm(b.unsqueeze(1), y.reshape(len(rows.tasks), rows.counts[0], -1), w.transpose(1, 2))
         return [self._trim(t, z[i]) for i, t in enumerate(rows.tasks)]
 
@@ -153,6 +157,18 @@ class Decoders(nn.Module):
 
     def _trim(self, task: int, z: Tensor) -> Tensor:
         return z[:, 0] if self.binary[task] else z[:, : self.out[task]]
+
+    def losses(self, tasks: Sequence[int], logits: Sequence[Tensor], targets: Sequence[Tensor]) -> Tensor:
+        """Mean loss of each task, ``[len(tasks)]``; one call for same-shaped tasks of one kind."""
+        kinds = {(self.binary[t], tuple(z.shape)) for t, z in zip(tasks, logits)}
+        if len(tasks) > 1 and len(kinds) == 1 and len({y.shape for y in targets}) == 1:
+            z, y = torch.stack(list(logits)), torch.stack(list(targets))  # [S, B(, C)], [S, B]
+            if self.binary[tasks[0]]:
+                per_row = F.binary_cross_entropy_with_logits(z, y.to(z.dtype), reduction="none")
+            else:
+                per_row = F.cross_entropy(z.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
+            return per_row.mean(1)
+        return torch.stack([self.loss(t, z, y) for t, z, y in zip(tasks, logits, targets)])
 
     def loss(self, task: int, logits: Tensor, target: Tensor) -> Tensor:
         """Mean loss of one task: cross-entropy, or BCE-with-logits for a binary task."""

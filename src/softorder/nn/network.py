@@ -116,7 +116,7 @@ class MultiTaskNet(nn.Module):
         if check:
             for t, y in zip(tasks, targets):
                 self.decoders.check_target(t, y)
-        return torch.stack([self.decoders.loss(t, z, y) for t, z, y in zip(tasks, logits, targets)])
+        return self.decoders.losses(tasks, logits, targets)
 
     def predict(self, logits: Sequence[Tensor], tasks: Sequence[int] | None = None) -> list[Tensor]:
         tasks = self.check_tasks(tasks)
