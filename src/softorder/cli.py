@@ -121,6 +121,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if value is not None:
             overrides.append(f"{key}={value}")
     cfg, per = benchmark_config(args.benchmark, args.quick, overrides, path=args.config)
+    explicit = _explicit(args.overrides)  # --set wins over the YAML's per-ordering settings
+    per = {o: {k: v for k, v in d.items() if k not in explicit} for o, d in per.items()}
     orderings = [o.strip() for o in args.orderings.split(",") if o.strip()]
     trials = args.trials or (3 if args.quick else 5)
     out = Path(

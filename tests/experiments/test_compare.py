@@ -85,3 +85,15 @@ def test_cli_train_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "mean test error" in capsys.readouterr().out
     assert main(["train", "--resume", str(out), "--set", "steps=60", "--quiet"]) == 0
     assert json.loads((out / "result.json").read_text())["steps"] == 60
+
+
+def test_cli_set_overrides_per_ordering_settings(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "benchmark: synthetic\ntasks: 2\nwidth: 8\nsteps: 20\neval_every: 10\ncheckpoint_every: 20\n"
+        "orderings:\n  soft: {soft_norm: l2, lr: 0.01}\n"
+    )
+    assert main(["compare", "synthetic", "--config", str(cfg), "--orderings", "soft", "--trials", "1",
+                 "--workers", "1", "--set", "soft_norm=none", "--out", str(tmp_path / "o")]) == 0
+    run = json.loads((tmp_path / "o" / "results.json").read_text())["methods"]["soft"]
+    assert run["overrides"] == {"lr": 0.01}
