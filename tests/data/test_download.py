@@ -178,3 +178,22 @@ def test_data_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert resolve_data_dir("other") == Path("other")
     monkeypatch.delenv(dl.DATA_DIR_ENV)
     assert default_data_dir() == Path(os.path.expanduser("~")) / ".cache" / "softorder"
+
+
+def test_cli_data_download_uci_from_local_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`softorder data download uci --root DIR` end to end, against 127.0.0.1 only."""
+    from softorder.cli import main
+
+    shared = _shared_data()
+    if shared is None:
+        pytest.skip("shared UCI data (../shared/data/uci) not available")
+    for server in _serve(shared):
+        rc = main(["data", "download", "uci", "--root", str(tmp_path), "--base-url", server.url])
+    assert rc == 0
+    assert "uci: 10 file(s) verified" in capsys.readouterr().out
+    iris = "uci/iris/iris.data"
+    assert (tmp_path / iris).read_bytes() == (shared / iris).read_bytes()
+    assert main(["data", "download", "cifar", "--root", str(tmp_path)]) == 2
+    assert "unknown dataset 'cifar'" in capsys.readouterr().err
