@@ -32,13 +32,10 @@ import json
 import multiprocessing as mp
 import os
 import re
-import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -46,6 +43,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from softorder.atomic import atomic_write
 from softorder.data.download import DATASETS
 from softorder.data.tasks import TaskData
 
@@ -282,21 +280,6 @@ def default_cache_dir(root: Path) -> Path:
     return base / "softorder" / "omniglot"
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write via a temp file in ``path``'s folder, then ``os.replace``; never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_cache(pt: Path, meta_path: Path, expect: dict[str, object]) -> OmniglotImages | None:
     """The cached images, or None (with a warning when a cache exists but is unusable)."""
     if not pt.is_file() or not meta_path.is_file():
@@ -343,8 +326,8 @@ def load_omniglot_images(data_dir: str | os.PathLike[str], image_size: int = NAT
             "drawer": data.drawer, "alphabets": data.alphabets}
     meta = {**expect, "sha256": data.sha256(), "num_images": int(data.images.shape[0]),
             "ink": "255 (inverted from the official black-on-white PNGs)"}
-    _atomic_write(pt, lambda f: torch.save(blob, f))
-    _atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    atomic_write(pt, lambda f: torch.save(blob, f))
+    atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
     return data
 
 

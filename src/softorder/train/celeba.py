@@ -48,7 +48,7 @@ from softorder.train.checkpoint import (
 )
 from softorder.train.config import Config
 from softorder.train.loop import TrainingDiverged, make_optimizer
-from softorder.train.metrics import autocast
+from softorder.train.metrics import autocast, run_result
 
 Batch = tuple[Tensor, Tensor]
 
@@ -281,21 +281,10 @@ class CelebATrainer:
         self.net.load_state_dict(final)
         test_acc = [1.0 - e for e in test_error]
         result = {
-            "benchmark": "celeba",
-            "ordering": self.cfg.ordering,
-            "seed": self.cfg.seed,
-            "task_names": self.names,
-            "best_step": self.best["step"],
-            "steps": self.step,
-            "test_loss": test_loss,
-            "test_error": test_error,
-            "mean_test_loss": sum(test_loss) / len(test_loss),
-            "mean_test_error": sum(test_error) / len(test_error),
-            "val_loss": val_loss,
-            "val_error": val_error,
-            "mean_val_loss": sum(val_loss) / len(val_loss),
-            "mean_val_error": sum(val_error) / len(val_error),
-            "train_time_s": elapsed,
+            **run_result(
+                "celeba", self.cfg.ordering, self.cfg.seed, self.names, self.best["step"], self.step,
+                (test_loss, test_error), (val_loss, val_error), elapsed,
+            ),
             "test_accuracy": test_acc,
             "mean_test_accuracy": sum(test_acc) / len(test_acc),
             "eval_images": {s: len(self.loaders[s].dataset) for s in ("val", "test")},  # type: ignore[arg-type]

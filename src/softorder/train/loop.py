@@ -33,7 +33,7 @@ from softorder.train import distributed
 from softorder.train.accel import wrap_model
 from softorder.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
 from softorder.train.config import Config
-from softorder.train.metrics import as_input, autocast, evaluate
+from softorder.train.metrics import as_input, autocast, evaluate, run_result
 
 
 class TrainingDiverged(RuntimeError):
@@ -318,23 +318,10 @@ class Trainer:
         val_loss, val_error = evaluate(self.net, self.tasks, "val", precision=self.cfg.precision)
         torch.save(self.best["state"], self.out / "best.pt")
         self.net.load_state_dict(final)
-        result = {
-            "benchmark": self.cfg.benchmark,
-            "ordering": self.cfg.ordering,
-            "seed": self.cfg.seed,
-            "task_names": [t.name for t in self.tasks],
-            "best_step": self.best["step"],
-            "steps": self.step,
-            "test_loss": test_loss,
-            "test_error": test_error,
-            "mean_test_loss": sum(test_loss) / len(test_loss),
-            "mean_test_error": sum(test_error) / len(test_error),
-            "val_loss": val_loss,
-            "val_error": val_error,
-            "mean_val_loss": sum(val_loss) / len(val_loss),
-            "mean_val_error": sum(val_error) / len(val_error),
-            "train_time_s": elapsed,
-        }
+        result = run_result(
+            self.cfg.benchmark, self.cfg.ordering, self.cfg.seed, [t.name for t in self.tasks],
+            self.best["step"], self.step, (test_loss, test_error), (val_loss, val_error), elapsed,
+        )
         write_json(self.out / "result.json", result)
         return result
 

@@ -87,3 +87,35 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int
     except ValueError:
         out["p_wilcoxon"] = float("nan")
     return out
+
+
+def run_result(
+    benchmark: str,
+    ordering: str,
+    seed: int,
+    task_names: Sequence[str],
+    best_step: int,
+    steps: int,
+    test: tuple[list[float], list[float]],
+    val: tuple[list[float], list[float]],
+    elapsed: float,
+) -> dict[str, object]:
+    """The ``result.json`` record of a run: per-task and mean test/val loss and error."""
+    (test_loss, test_error), (val_loss, val_error) = test, val
+    return {
+        "benchmark": benchmark,
+        "ordering": ordering,
+        "seed": seed,
+        "task_names": list(task_names),
+        "best_step": best_step,
+        "steps": steps,
+        "test_loss": test_loss,
+        "test_error": test_error,
+        "mean_test_loss": sum(test_loss) / len(test_loss),
+        "mean_test_error": sum(test_error) / len(test_error),
+        "val_loss": val_loss,
+        "val_error": val_error,
+        "mean_val_loss": sum(val_loss) / len(val_loss),
+        "mean_val_error": sum(val_error) / len(val_error),
+        "train_time_s": elapsed,
+    }
