@@ -161,7 +161,8 @@ class Decoders(nn.Module):
     def losses(self, tasks: Sequence[int], logits: Sequence[Tensor], targets: Sequence[Tensor]) -> Tensor:
         """Mean loss of each task, ``[len(tasks)]``; one call for same-shaped tasks of one kind."""
         kinds = {(self.binary[t], tuple(z.shape)) for t, z in zip(tasks, logits)}
-        if len(tasks) > 1 and len(kinds) == 1 and len({y.shape for y in targets}) == 1:
+        plain = type(self).loss is Decoders.loss  # a subclass with its own loss keeps it
+        if plain and len(tasks) > 1 and len(kinds) == 1 and len({y.shape for y in targets}) == 1:
             z, y = torch.stack(list(logits)), torch.stack(list(targets))  # [S, B(, C)], [S, B]
             if self.binary[tasks[0]]:
                 per_row = F.binary_cross_entropy_with_logits(z, y.to(z.dtype), reduction="none")
