@@ -171,7 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_compare(sub)
     _add_data(sub)
-    for module in ("softorder.experiments.analysis_cli", "softorder.report.cli", "softorder.bench"):
+    for module in (
+        "softorder.experiments.analysis_cli",
+        "softorder.report.cli",
+        "softorder.bench",
+        "softorder.experiments.adapt",
+    ):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as e:

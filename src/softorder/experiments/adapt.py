@@ -1,0 +1,270 @@
+"""``softorder adapt``: reuse the layers a finished run learned as building blocks for new tasks.
+
+The paper's conclusion (Meyerson & Miikkulainen, 2018, Sec. 6) proposes the learned shared layers
+as a library of building blocks that new tasks can assemble. This module tests that: the core bank
+``core.bank.*`` of a finished run (``RUN_DIR/best.pt``) is copied into a net built for *new* tasks
+with the run's own architecture (width / channels / layers), and is frozen. Three modes:
+
+=========  =====================================================================================
+mode       what is trained on the new tasks
+=========  =====================================================================================
+soft       frozen bank, soft ordering: new scalings S (zero init, Eq. 7), encoders and decoders
+parallel   frozen bank applied in parallel order (Eq. 2): encoders and decoders only
+scratch    the same architecture and ordering as the run, every parameter trained from scratch
+=========  =====================================================================================
+
+Learned dense encoders are per task, so they are trained for the new tasks in every mode; the
+Omniglot encoder (channel padding) has no parameters. All new tasks are adapted jointly, as one
+multitask net, with the :class:`~softorder.train.loop.Trainer` of the paper's runs (Sec. 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from softorder.data.tasks import TaskData
+from softorder.nn.network import MultiTaskNet
+from softorder.train.config import Config, parse_overrides
+
+MODES = ("soft", "parallel", "scratch")
+BANK_PREFIX = "core.bank."
+ADAPT_BENCHMARKS = ("omniglot", "synthetic")
+
+
+def load_source(run_dir: str | Path) -> tuple[Config, dict[str, torch.Tensor]]:
+    """The run's config and its trained core bank weights (``core.bank.*`` of ``best.pt``,
+    prefix stripped)."""
+    run_dir = Path(run_dir)
+    cfg_path, best = run_dir / "config.yaml", run_dir / "best.pt"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(
+            f"{cfg_path} does not exist: RUN_DIR must be a run written by `softorder train`"
+        )
+    if not best.is_file():
+        raise FileNotFoundError(
+            f"{best} does not exist: the run in {run_dir} has not finished (its best weights are "
+            f"written at the end); finish it with `softorder train --resume {run_dir}`"
+        )
+    from softorder.train.config import load_config
+
+    cfg = load_config(cfg_path)
+    state = torch.load(best, map_location="cpu", weights_only=True)
+    bank = {k[len(BANK_PREFIX):]: v for k, v in state.items() if k.startswith(BANK_PREFIX)}
+    if not bank:
+        raise ValueError(f"{best} holds no {BANK_PREFIX}* weights: it is not a softorder network state")
+    return cfg, bank
+
+
+def subsample_shots(task: TaskData, shots: int | None, seed: int = 0) -> TaskData:
+    """Keep ``shots`` training rows per class (all of a class's rows when it has fewer; ``None``
+    keeps everything). Validation and test splits are unchanged. Seeded: the same rows each call."""
+    if shots is None:
+        return task
+    if shots < 1:
+        raise ValueError(f"shots must be at least 1 (or 'all'), got {shots}")
+    gen = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in range(task.num_classes):
+        rows = torch.nonzero(task.y_train == c).flatten()
+        keep.append(rows[torch.randperm(len(rows), generator=gen)[:shots]])
+    idx = torch.cat(keep).sort().values
+    return dataclasses.replace(task, x_train=task.x_train[idx], y_train=task.y_train[idx])
+
+
+def _adapt_config(source: Config, mode: str, num_tasks: int, overrides: dict[str, Any]) -> Config:
+    if mode not in MODES:
+        raise ValueError(f"unknown adapt mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode != "scratch" and source.ordering == "single":
+        raise ValueError(
+            "the source run uses ordering 'single' (no shared layers): adapt a run with a shared "
+            "core (soft, parallel or permuted), or use mode 'scratch' only"
+        )
+    changes: dict[str, Any] = {"tasks": num_tasks}
+    if mode == "soft":
+        changes["ordering"] = "soft"
+    elif mode == "parallel":
+        changes.update(ordering="parallel", depth=None)
+    return source.replace(**changes, **overrides)
+
+
+def _freeze_bank(net: MultiTaskNet, bank: dict[str, torch.Tensor], run_dir: Path) -> None:
+    try:
+        net.core.bank.load_state_dict(bank, strict=True)
+    except RuntimeError as e:
+        raise ValueError(
+            f"the core bank of {run_dir / 'best.pt'} does not fit the adapted net ({e}); do not "
+            "override width, channels, num_layers or padding of the source run"
+        ) from e
+    net.core.bank.requires_grad_(False)
+
+
+def adapt(
+    run_dir: str | Path,
+    tasks: Sequence[TaskData],
+    cfg_overrides: dict[str, Any] | None = None,
+    mode: str = "soft",
+    out: str | Path | None = None,
+    quiet: bool = True,
+) -> dict[str, Any]:
+    """Adapt the layers learned in ``run_dir`` to the new ``tasks`` in ``mode`` (Sec. 6).
+
+    ``cfg_overrides`` change the run's config for the adaptation (steps, lr, device, ...). The
+    adapted run is written to ``out`` (default ``RUN_DIR/adapt/<mode>``). Returns the run result
+    (``mean_test_error`` etc.) with ``mode``, ``source`` and the trainable / frozen parameter counts.
+    """
+    from softorder.experiments.benchmarks import build_net
+    from softorder.train.loop import Trainer
+
+    run_dir = Path(run_dir)
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("no new tasks to adapt to: give at least one TaskData")
+    source, bank = load_source(run_dir)
+    cfg = _adapt_config(source, mode, len(tasks), dict(cfg_overrides or {}))
+    out = Path(out) if out is not None else run_dir / "adapt" / mode
+    if (out / "checkpoint.pt").exists():
+        raise FileExistsError(f"{out} already holds a run; choose another --out or delete it")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    net = build_net(cfg, tasks)
+    if mode != "scratch":
+        _freeze_bank(net, bank, run_dir)
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in net.parameters() if not p.requires_grad)
+    result = Trainer(cfg, net, tasks, out, quiet=quiet).run()
+    return {
+        **result,
+        "mode": mode,
+        "source": str(run_dir),
+        "out": str(out),
+        "trainable_parameters": trainable,
+        "frozen_parameters": frozen,
+    }
+
+
+def run_modes(
+    run_dir: str | Path,
+    tasks: Sequence[TaskData],
+    modes: Sequence[str],
+    out: str | Path,
+    cfg_overrides: dict[str, Any] | None = None,
+    quiet: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """:func:`adapt` in each mode into ``out/<mode>``; writes and returns ``out/adapt_results.json``."""
+    for m in modes:
+        if m not in MODES:
+            raise ValueError(f"unknown adapt mode {m!r}; choose from {', '.join(MODES)}")
+    out = Path(out)
+    results = [adapt(run_dir, tasks, cfg_overrides, m, out / m, quiet) for m in modes]
+    summary = {
+        "source": str(run_dir),
+        "tasks": [t.name for t in tasks],
+        "train_rows": [int(t.x_train.shape[0]) for t in tasks],
+        **(extra or {}),
+        "results": [
+            {k: r[k] for k in ("mode", "mean_test_error", "test_error", "best_step", "trainable_parameters",
+                               "frozen_parameters", "out") if k in r}
+            for r in results
+        ],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "adapt_results.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def new_tasks_for(
+    source: Config, benchmark: str, num_new: int, skip: int = 0, data_dir: str | None = None
+) -> list[TaskData]:
+    """Tasks the source run did not train on. Omniglot: the ``num_new`` alphabets after the run's
+    first ``tasks`` (plus ``skip``) in the fixed task order (Sec. 4.3). Synthetic: ``num_new``
+    fresh teacher tasks drawn from another seed."""
+    if num_new < 1:
+        raise ValueError(f"--new-tasks must be at least 1, got {num_new}")
+    if benchmark == "omniglot":
+        from softorder.data.download import resolve_data_dir
+        from softorder.data.omniglot import load_omniglot
+
+        used = (source.tasks or 50) + skip
+        if used + num_new > 50:
+            raise ValueError(
+                f"the run used the first {source.tasks or 50} of the 50 alphabets (+{skip} skipped): "
+                f"at most {max(0, 50 - used)} new ones are left; lower --new-tasks or --skip"
+            )
+        tasks = load_omniglot(
+            resolve_data_dir(data_dir or source.data_dir), num_tasks=used + num_new,
+            test_fraction=source.test_fraction, seed=source.seed, image_size=source.image_size,
+        )
+        return tasks[used:]
+    if benchmark == "synthetic":
+        from softorder.data.synthetic import make_synthetic
+
+        tasks = make_synthetic(num_tasks=num_new, seed=source.seed + 1000 + skip)
+        return [dataclasses.replace(t, name=f"new-{t.name}") for t in tasks]
+    raise ValueError(f"adapt supports the benchmarks {', '.join(ADAPT_BENCHMARKS)}, not {benchmark!r}")
+
+
+def _parse_shots(value: str) -> int | None:
+    if value == "all":
+        return None
+    try:
+        shots = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shots takes a number or 'all', got {value!r}") from None
+    if shots < 1:
+        raise argparse.ArgumentTypeError(f"--shots must be at least 1 (or 'all'), got {shots}")
+    return shots
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``softorder adapt`` to the command line."""
+    p = subparsers.add_parser(
+        "adapt", help="reuse a finished run's learned layers, frozen, on new tasks (Sec. 6)"
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run (config.yaml and best.pt)")
+    p.add_argument("--benchmark", choices=ADAPT_BENCHMARKS, help="default: the run's benchmark")
+    p.add_argument("--new-tasks", type=int, default=5, help="number of new tasks (default 5)")
+    p.add_argument("--skip", type=int, default=0,
+                   help="omniglot: skip this many alphabets after the run's own (default 0)")
+    p.add_argument("--shots", type=_parse_shots, default=None, metavar="K",
+                   help="training drawings kept per class: a number (1, 5, ...) or 'all' (default)")
+    p.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
+    p.add_argument("--out", help="output folder (default RUN_DIR/adapt)")
+    p.add_argument("--data-dir", help="data directory (default: the run's, else ~/.cache/softorder)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key of the adaptation runs, e.g. --set steps=500")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_adapt)
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Run ``softorder adapt``: one adaptation per mode, a table, ``adapt_results.json``."""
+    from softorder.experiments.analysis_cli import format_table
+
+    source, _ = load_source(args.run_dir)
+    benchmark = args.benchmark or source.benchmark
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    overrides = parse_overrides(args.overrides)
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    tasks = new_tasks_for(source, benchmark, args.new_tasks, args.skip, args.data_dir)
+    seed = int(overrides.get("seed", source.seed))
+    tasks = [subsample_shots(t, args.shots, seed * 1000 + i) for i, t in enumerate(tasks)]
+    out = Path(args.out) if args.out else Path(args.run_dir) / "adapt"
+    print(f"softorder adapt {args.run_dir}: {len(tasks)} new {benchmark} task(s), "
+          f"shots {args.shots or 'all'}, modes {', '.join(modes)} -> {out}/", flush=True)
+    s = run_modes(args.run_dir, tasks, modes, out, overrides, quiet=args.quiet,
+                  extra={"benchmark": benchmark, "shots": args.shots})
+    keys = ("mode", "mean_test_error", "trainable_parameters", "frozen_parameters", "best_step")
+    rows = [tuple(r[k] for k in keys) for r in s["results"]]
+    print(format_table(["mode", "mean test error", "trainable", "frozen", "best step"], rows))
+    print(f"results in {out / 'adapt_results.json'}")
+    return 0
