@@ -148,6 +148,31 @@ class MultiTaskNet(nn.Module):
         return None
 
 
+def dense_core(
+    ordering: str,
+    num_tasks: int,
+    width: int,
+    num_layers: int,
+    depth: int | None,
+    dropout: float,
+    init: Init,
+    seed: int,
+    temperature: float,
+    soft_norm: str,
+) -> Ordering:
+    """``num_layers`` shared dense ReLU layers of ``width`` in the given ordering."""
+    return make_ordering(
+        ordering,
+        lambda n: DenseBank(width, n, dropout, init),
+        num_tasks,
+        num_layers,
+        depth,
+        seed=seed,
+        temperature=temperature,
+        norm=soft_norm,
+    )
+
+
 def dense_net(
     in_features: int | Sequence[int],
     num_classes: Sequence[int],
@@ -174,15 +199,8 @@ def dense_net(
         raise ValueError(f"unknown encoder {encoder!r}; choose 'learned' or 'frozen'")
     flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
     encoders = DenseEncoders(ins, width, frozen=encoder == "frozen")
-    core = make_ordering(
-        ordering,
-        lambda n: DenseBank(width, n, dropout, init),
-        num_tasks,
-        num_layers,
-        depth,
-        seed=seed,
-        temperature=temperature,
-        norm=soft_norm,
+    core = dense_core(
+        ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm
     )
     return MultiTaskNet(encoders, core, Decoders(width, num_classes, flags), check_finite)
 
@@ -240,14 +258,7 @@ def shared_encoder_net(
     core and per-task decoders: the CelebA setting (Sec. 4.4)."""
     num_tasks = len(num_classes)
     flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
-    core = make_ordering(
-        ordering,
-        lambda n: DenseBank(width, n, dropout, init),
-        num_tasks,
-        num_layers,
-        depth,
-        seed=seed,
-        temperature=temperature,
-        norm=soft_norm,
+    core = dense_core(
+        ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm
     )
     return MultiTaskNet(SharedEncoder(backbone), core, Decoders(width, num_classes, flags))

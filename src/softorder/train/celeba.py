@@ -48,7 +48,7 @@ from softorder.train.checkpoint import (
 )
 from softorder.train.config import Config
 from softorder.train.loop import TrainingDiverged, make_optimizer
-from softorder.train.metrics import autocast, run_result
+from softorder.train.metrics import autocast, run_result, validation_record
 
 Batch = tuple[Tensor, Tensor]
 
@@ -244,23 +244,12 @@ class CelebATrainer:
         cl = self.cfg.channels_last
         val_loss, val_error = evaluate_celeba(self.net, self.loaders["val"], self.device,
                                               self.cfg.precision, cl)
-        mvl, mve = sum(val_loss) / len(val_loss), sum(val_error) / len(val_error)
-        score = mvl if self.cfg.select == "val_loss" else mve
+        rec = validation_record(self.step, elapsed, train_loss, (val_loss, val_error), self.net)
+        score = rec["mean_val_loss"] if self.cfg.select == "val_loss" else rec["mean_val_error"]
         if score < self.best["score"]:
             state = {k: v.detach().to("cpu", copy=True) for k, v in self.net.state_dict().items()}
             self.best = {"score": score, "step": self.step, "state": state}
-        s = self.net.mixing_weights()
-        return {
-            "step": self.step,
-            "time": elapsed,
-            "train_loss": train_loss.tolist(),
-            "val_loss": val_loss,
-            "val_error": val_error,
-            "mean_val_loss": mvl,
-            "mean_val_error": mve,
-            "S": s.tolist() if s is not None else None,
-            "train_images_per_s": images / max(elapsed, 1e-9),
-        }
+        return {**rec, "train_images_per_s": images / max(elapsed, 1e-9)}
 
     def log_tensorboard(self, writer: Any, rec: dict[str, Any]) -> None:
         step = rec["step"]

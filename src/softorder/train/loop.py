@@ -33,7 +33,7 @@ from softorder.train import distributed
 from softorder.train.accel import wrap_model
 from softorder.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
 from softorder.train.config import Config
-from softorder.train.metrics import as_input, autocast, evaluate, run_result
+from softorder.train.metrics import as_input, autocast, evaluate, run_result, validation_record
 
 
 class TrainingDiverged(RuntimeError):
@@ -284,23 +284,13 @@ class Trainer:
         return distributed.on_main(lambda: self.finish(elapsed))
 
     def evaluate_and_select(self, train_loss: Tensor, elapsed: float) -> dict[str, Any]:
-        val_loss, val_error = evaluate(self.net, self.tasks, "val", precision=self.cfg.precision)
-        mvl, mve = sum(val_loss) / len(val_loss), sum(val_error) / len(val_error)
-        score = mvl if self.cfg.select == "val_loss" else mve
+        val = evaluate(self.net, self.tasks, "val", precision=self.cfg.precision)
+        rec = validation_record(self.step, elapsed, train_loss, val, self.net)
+        score = rec["mean_val_loss"] if self.cfg.select == "val_loss" else rec["mean_val_error"]
         if score < self.best["score"]:
             state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
             self.best = {"score": score, "step": self.step, "state": state}
-        s = self.net.mixing_weights()
-        return {
-            "step": self.step,
-            "time": elapsed,
-            "train_loss": train_loss.tolist(),
-            "val_loss": val_loss,
-            "val_error": val_error,
-            "mean_val_loss": mvl,
-            "mean_val_error": mve,
-            "S": s.tolist() if s is not None else None,
-        }
+        return rec
 
     def log_tensorboard(self, writer: Any, rec: dict[str, Any]) -> None:
         step = rec["step"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,4 +119,22 @@ def run_result(
         "mean_val_loss": sum(val_loss) / len(val_loss),
         "mean_val_error": sum(val_error) / len(val_error),
         "train_time_s": elapsed,
+    }
+
+
+def validation_record(
+    step: int, elapsed: float, train_loss: Tensor, val: tuple[list[float], list[float]], net: MultiTaskNet
+) -> dict[str, Any]:
+    """One ``metrics.jsonl`` line: per-task train loss, validation loss and error, softmax(S)."""
+    val_loss, val_error = val
+    s = net.mixing_weights()
+    return {
+        "step": step,
+        "time": elapsed,
+        "train_loss": train_loss.tolist(),
+        "val_loss": val_loss,
+        "val_error": val_error,
+        "mean_val_loss": sum(val_loss) / len(val_loss),
+        "mean_val_error": sum(val_error) / len(val_error),
+        "S": s.tolist() if s is not None else None,
     }
