@@ -141,6 +141,8 @@ def plot_fit_random(results: dict[str, Any], out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from softorder.report.plots import save_figure
+
     cases = [c for c in ("linear", "relu") if c in results]
     fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 3.6), squeeze=False)
     for ax, name in zip(axes[0], cases):
@@ -156,11 +158,7 @@ def plot_fit_random(results: dict[str, Any], out: str | Path) -> Path:
         ax.set_title(f"{name}, m = {case['m']}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def fit_random(out_dir: str | Path | None = None, config: FitRandomConfig | None = None) -> dict[str, Any]:

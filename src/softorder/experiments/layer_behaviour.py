@@ -177,6 +177,8 @@ def _plot_mosaic(tiles: np.ndarray, row_labels: Sequence[str], col_labels: Seque
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from softorder.report.plots import save_figure
+
     rows, cols, h, w = tiles.shape
     fig, ax = plt.subplots(figsize=(0.9 * cols + 1.2, 0.9 * rows + 0.6))
     ax.imshow(mosaic(np.clip(tiles, 0, 1)), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -185,9 +187,7 @@ def _plot_mosaic(tiles: np.ndarray, row_labels: Sequence[str], col_labels: Seque
     ax.xaxis.tick_top()
     ax.tick_params(length=0)
     ax.set_title(title, fontsize=9)
-    fig.savefig(out, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def _plot_grid(grid: np.ndarray, shape: tuple[int, int], tasks: Sequence[int], layer: int,

@@ -170,6 +170,8 @@ def plot_planted(summary: Sequence[dict[str, Any]], out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from softorder.report.plots import save_figure
+
     modes = list(dict.fromkeys(s["mode"] for s in summary))
     per_mode = len(summary) / len(modes)
     fig, axes = plt.subplots(1, len(modes), figsize=(0.8 * per_mode * len(modes) + 2.5, 3.4),
@@ -185,11 +187,7 @@ def plot_planted(summary: Sequence[dict[str, Any]], out: str | Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("recovery: strongest path = planted order", fontsize=8)
     axes[0][0].legend(fontsize=7, loc="lower left")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def planted(out_dir: str | Path | None = None, config: PlantedConfig | None = None) -> dict[str, Any]:

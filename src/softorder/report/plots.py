@@ -141,7 +141,8 @@ def strongest_path(weights: Any) -> list[int]:
 
 
 # -- drawing helpers ----------------------------------------------------------------------------
-def _save(fig: Any, out: PathLike) -> Path:
+def save_figure(fig: Any, out: PathLike) -> Path:
+    """Write ``fig`` as a PNG at ``out`` (creating its folder) and close it."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100, bbox_inches="tight")
@@ -192,7 +193,7 @@ def plot_s_heatmaps(run_dir: PathLike, out: PathLike, which: str = "best") -> Pa
             ax.set_xlabel("layer", fontsize=8)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="softmax(S)")
     fig.suptitle(f"soft ordering at step {step}: strongest path in red", fontsize=9)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_s_trajectories(run_dir: PathLike, out: PathLike, tasks: Sequence[int] = (0, 1)) -> Path:
@@ -219,7 +220,7 @@ def plot_s_trajectories(run_dir: PathLike, out: PathLike, tasks: Sequence[int] =
                 ax.set_xlabel("step", fontsize=8)
         axes[i][0].set_ylabel("softmax(S)", fontsize=8)
     axes[0][K - 1].legend(fontsize=6, loc="upper right")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 # -- curves and bars ----------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def plot_run_curves(run_dir: PathLike, out: PathLike) -> Path:
     ax.set_ylabel("validation error")
     ax.legend(fontsize=6, ncol=2)
     ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def _method_curve(runs: Sequence[Path], key: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -292,7 +293,7 @@ def plot_learning_curves(
     ax.set_title(f"band: {what}", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def per_task_trials(compare_dir: PathLike, method: str, results: dict[str, Any] | None = None) -> np.ndarray:
@@ -337,7 +338,7 @@ def plot_per_task(compare_dir: PathLike, out: PathLike) -> Path:
     ax.set_ylabel("test error")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def sweep_table(sweep_dir: PathLike) -> dict[str, list[tuple[int, float, float]]]:
@@ -361,4 +362,4 @@ def plot_sweep(sweep_dir: PathLike, out: PathLike) -> Path:
     ax.set_ylabel("mean test error")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return save_figure(fig, out)

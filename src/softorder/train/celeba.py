@@ -47,7 +47,7 @@ from softorder.train.checkpoint import (
     write_json,
 )
 from softorder.train.config import Config
-from softorder.train.loop import TrainingDiverged, make_optimizer
+from softorder.train.loop import check_losses, make_optimizer
 from softorder.train.metrics import autocast, run_result, validation_record
 
 Batch = tuple[Tensor, Tensor]
@@ -195,13 +195,7 @@ class CelebATrainer:
         losses = self.net.losses(logits, list(y.unbind(1)), check=False)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(losses.sum()).backward()
-        bad = ~torch.isfinite(losses.detach())
-        if bool(bad.any()):
-            t = int(bad.nonzero()[0, 0])
-            raise TrainingDiverged(
-                f"loss of attribute {t} ({self.names[t]}) is {float(losses[t].detach())} at step "
-                f"{self.step + 1}; the last good checkpoint is {self.out / CHECKPOINT} (try a lower lr)"
-            )
+        check_losses(losses, self.names, self.step + 1, self.out / CHECKPOINT, what="attribute")
         self.scaler.step(self.opt)
         self.scaler.update()
         return losses.detach()

@@ -40,6 +40,19 @@ class TrainingDiverged(RuntimeError):
     """A task's loss became NaN or inf."""
 
 
+def check_losses(
+    losses: Tensor, names: Sequence[str], step: int, checkpoint: Path, what: str = "task"
+) -> None:
+    """Raise :class:`TrainingDiverged` naming the first task whose loss is NaN or inf."""
+    bad = ~torch.isfinite(losses.detach())
+    if bool(bad.any()):
+        t = int(bad.nonzero()[0, 0])
+        raise TrainingDiverged(
+            f"loss of {what} {t} ({names[t]}) is {float(losses[t].detach())} at step {step}; "
+            f"the last good checkpoint is {checkpoint} (try a lower lr)"
+        )
+
+
 class TaskSampler:
     """Draws batches of one task's training rows without replacement, reshuffling each epoch.
 
@@ -226,14 +239,7 @@ class Trainer:
         self.scaler.scale(losses.sum()).backward()
         if self.world_size > 1:
             distributed.finish_mean(seen, work)
-        bad = ~torch.isfinite(seen)
-        if bool(bad.any()):
-            t = int(bad.nonzero()[0, 0])
-            raise TrainingDiverged(
-                f"loss of task {t} ({self.tasks[t].name}) is {float(seen[t].detach())} "
-                f"at step {self.step + 1}; "
-                f"the last good checkpoint is {self.out / CHECKPOINT} (try a lower lr)"
-            )
+        check_losses(seen, [t.name for t in self.tasks], self.step + 1, self.out / CHECKPOINT)
         self.scaler.step(self.opt)
         self.scaler.update()
         return seen.detach()
