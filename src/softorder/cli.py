@@ -104,6 +104,12 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="a YAML config instead of the shipped one")
     p.add_argument("--out", help="output directory (default runs/compare-<benchmark>-<time>)")
     p.add_argument("--workers", type=int, help="parallel runs (default: CPU cores)")
+    p.add_argument(
+        "--vectorise",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train each method's trials as one vectorised model (default: on for mnist, uci)",
+    )
     p.add_argument("--data-dir", help="data directory (default ~/.cache/softorder)")
     p.set_defaults(func=cmd_compare)
 
@@ -132,7 +138,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(
         f"softorder compare {args.benchmark}: {', '.join(orderings)} × {trials} trials -> {out}/", flush=True
     )
-    s = compare(cfg, out, orderings, trials, per, workers=args.workers)
+    s = compare(cfg, out, orderings, trials, per, workers=args.workers, vectorise=args.vectorise)
     print()
     print((out / "results.md").read_text())
     print(f"finished in {s['wall_time_s']:.0f} s; results in {out}/results.json and {out}/results.md")

@@ -73,6 +73,14 @@ OMNIGLOT_ALPHABETS: dict[str, int] = {
     "Oriya": 46, "Sylheti": 28, "Syriac_(Serto)": 23, "Tengwar": 25, "Tibetan": 42, "ULOG": 26,
 }  # fmt: skip
 
+#: The official split (Lake et al.): 30 background alphabets (``images_background``) and 20
+#: evaluation alphabets (``images_evaluation``). ``all`` is the 50 the paper's Sec. 4.3 uses.
+ALPHABET_SETS: dict[str, tuple[str, ...]] = {
+    "all": tuple(sorted(OMNIGLOT_ALPHABETS)),
+    "background": tuple(sorted(list(OMNIGLOT_ALPHABETS)[:30])),
+    "evaluation": tuple(sorted(list(OMNIGLOT_ALPHABETS)[30:])),
+}
+
 _PNG = re.compile(r"^(?P<alpha>[^/]+)/(?P<char>character(?P<cnum>\d+))/(?P<file>[^/]+\.png)$")
 _DRAWER = re.compile(r"_(\d+)\.png$")
 
@@ -360,17 +368,27 @@ def load_omniglot(data_dir: str | os.PathLike[str], num_tasks: int = 50,
                   test_fraction: float = 0.2, val_fraction: float = 0.1, seed: int = 0,
                   image_size: int = NATIVE_SIZE, task_order_seed: int = 0,
                   cache_dir: str | os.PathLike[str] | None = None,
-                  num_workers: int | None = None) -> list[TaskData]:
+                  num_workers: int | None = None, alphabet_set: str = "all") -> list[TaskData]:
     """Omniglot as ``num_tasks`` alphabet-classification tasks (paper Sec. 4.3).
 
-    Tasks are the first ``num_tasks`` alphabets of :func:`omniglot_task_order`; labels are
+    Tasks are the first ``num_tasks`` alphabets of :func:`omniglot_task_order` over the
+    ``alphabet_set`` (``all`` 50, ``background`` 30 or ``evaluation`` 20); labels are
     character indices within the alphabet. Per character, ``test_fraction`` of the drawings
     are test and ``val_fraction`` (at least one) validation, drawn from ``seed`` (Yang &
     Hospedales, 2017); a given alphabet's split does not depend on ``num_tasks`` or the order.
     ``x_*`` are **uint8** [n, 1, S, S] with ink = 255: convert with :func:`to_float`.
     """
+    if alphabet_set not in ALPHABET_SETS:
+        raise ValueError(f"unknown alphabet set {alphabet_set!r}; choose one of {', '.join(ALPHABET_SETS)}")
     data = load_omniglot_images(data_dir, image_size, cache_dir, num_workers)
-    order = omniglot_task_order(data.alphabets, task_order_seed)
+    names = data.alphabets
+    if alphabet_set != "all":
+        names = [a for a in data.alphabets if a in ALPHABET_SETS[alphabet_set]]
+        if len(names) != len(ALPHABET_SETS[alphabet_set]):
+            missing = sorted(set(ALPHABET_SETS[alphabet_set]) - set(names))
+            raise FileNotFoundError(f"the {alphabet_set} alphabets {missing} are missing from {data_dir}; "
+                                    f"re-download with `softorder data download omniglot`")
+    order = omniglot_task_order(names, task_order_seed)
     if not 1 <= num_tasks <= len(order):
         raise ValueError(f"num_tasks must be between 1 and {len(order)}, got {num_tasks}")
     canonical = {name: i for i, name in enumerate(data.alphabets)}

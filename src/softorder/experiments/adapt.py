@@ -10,7 +10,7 @@ mode       what is trained on the new tasks
 =========  =====================================================================================
 soft       frozen bank, soft ordering: new scalings S (zero init, Eq. 7), encoders and decoders
 parallel   frozen bank applied in parallel order (Eq. 2): encoders and decoders only
-scratch    the same architecture and ordering as the run, every parameter trained from scratch
+scratch    each new task alone from scratch: its own copy of the core (ordering ``single``)
 =========  =====================================================================================
 
 Learned dense encoders are per task, so they are trained for the new tasks in every mode; the
@@ -91,6 +91,8 @@ def _adapt_config(source: Config, mode: str, num_tasks: int, overrides: dict[str
         changes["ordering"] = "soft"
     elif mode == "parallel":
         changes.update(ordering="parallel", depth=None)
+    else:  # no sharing between the new tasks: each one trains its own network from scratch
+        changes.update(ordering="single", depth=None)
     return source.replace(**changes, **overrides)
 
 
@@ -184,24 +186,30 @@ def run_modes(
 def new_tasks_for(
     source: Config, benchmark: str, num_new: int, skip: int = 0, data_dir: str | None = None
 ) -> list[TaskData]:
-    """Tasks the source run did not train on. Omniglot: the ``num_new`` alphabets after the run's
-    first ``tasks`` (plus ``skip``) in the fixed task order (Sec. 4.3). Synthetic: ``num_new``
-    fresh teacher tasks drawn from another seed."""
+    """Tasks the source run did not train on. Omniglot: for a run on the ``background`` alphabets,
+    the first ``num_new`` ``evaluation`` alphabets after ``skip`` (the official split; and the other
+    way round); otherwise the ``num_new`` alphabets after the run's first ``tasks`` (plus ``skip``)
+    in the fixed task order (Sec. 4.3). Synthetic: ``num_new`` fresh teacher tasks drawn from
+    another seed."""
     if num_new < 1:
         raise ValueError(f"--new-tasks must be at least 1, got {num_new}")
     if benchmark == "omniglot":
         from softorder.data.download import resolve_data_dir
-        from softorder.data.omniglot import load_omniglot
+        from softorder.data.omniglot import ALPHABET_SETS, load_omniglot
 
-        used = (source.tasks or 50) + skip
-        if used + num_new > 50:
+        other = {"background": "evaluation", "evaluation": "background"}.get(source.alphabet_set)
+        pool = len(ALPHABET_SETS[other or "all"])
+        used = (0 if other else source.tasks or pool) + skip
+        if used + num_new > pool:
+            what = f"the {pool} {other} alphabets" if other else f"the {pool} alphabets after the run's"
             raise ValueError(
-                f"the run used the first {source.tasks or 50} of the 50 alphabets (+{skip} skipped): "
-                f"at most {max(0, 50 - used)} new ones are left; lower --new-tasks or --skip"
+                f"{what} (+{skip} skipped) leave at most {max(0, pool - used)} new ones; "
+                "lower --new-tasks or --skip"
             )
         tasks = load_omniglot(
             resolve_data_dir(data_dir or source.data_dir), num_tasks=used + num_new,
             test_fraction=source.test_fraction, seed=source.seed, image_size=source.image_size,
+            alphabet_set=other or "all",
         )
         return tasks[used:]
     if benchmark == "synthetic":

@@ -40,14 +40,15 @@ def _uci(cfg: Config) -> list[TaskData]:
 
 def _omniglot(cfg: Config) -> list[TaskData]:
     from softorder.data.download import resolve_data_dir
-    from softorder.data.omniglot import load_omniglot
+    from softorder.data.omniglot import ALPHABET_SETS, load_omniglot
 
     return load_omniglot(
         resolve_data_dir(cfg.data_dir),
-        num_tasks=cfg.tasks or 50,
+        num_tasks=cfg.tasks or len(ALPHABET_SETS[cfg.alphabet_set]),
         test_fraction=cfg.test_fraction,
         seed=cfg.seed,
         image_size=cfg.image_size,
+        alphabet_set=cfg.alphabet_set,
     )
 
 

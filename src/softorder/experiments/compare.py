@@ -3,6 +3,10 @@
 Trial k of every method uses seed ``seed + k``: the same data split and task draw, a different
 initialisation per trial, and (for ``permuted``) a fresh random order per trial, as in the paper.
 Runs go to ``OUT/runs/<method>/trial<k>/``; a finished run (``result.json``) is not redone.
+
+Runs go to a process pool over the CPU cores. On the small dense benchmarks (``VECTORISED``) the
+fresh trials of a method train together as one vectorised model (``train/trials.py``), which is
+several times faster than one run after another; ``vectorise=False`` turns that off.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from softorder.train.config import Config, builtin_config, parse_overrides
 from softorder.train.metrics import mean_ci95, paired_test
 
 EXTRA_KEYS = ("quick", "orderings")
+VECTORISED = ("uci", "mnist", "synthetic")  # dense benchmarks whose trials stack by default
+# Longest first in the pool: soft runs every layer at every depth.
+_COST = {"soft": 0, "single": 1, "parallel": 2, "permuted": 3}
 
 
 def benchmark_config(
@@ -65,9 +72,18 @@ def _data_key(cfg: Config) -> tuple[tuple[str, Any], ...]:
         "max_eval_per_task",
         "image_size",
         "test_fraction",
+        "alphabet_set",
     )
     d = cfg.to_dict()
     return tuple((k, tuple(d[k]) if isinstance(d[k], list) else d[k]) for k in keys)
+
+
+def _check_config(cfg: Config, out: Path) -> None:
+    config_file = out / "config.yaml"
+    if config_file.exists() and Config.from_dict(yaml.safe_load(config_file.read_text())) != cfg:
+        raise FileExistsError(
+            f"{out} holds a run with a different config; use another --out or delete that folder"
+        )
 
 
 def _run_one(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[str, Any]:
@@ -78,16 +94,47 @@ def _run_one(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[st
     if threads:
         torch.set_num_threads(threads)
     cfg = Config.from_dict(cfg_dict)
-    result_file, config_file = Path(out) / "result.json", Path(out) / "config.yaml"
-    if config_file.exists() and Config.from_dict(yaml.safe_load(config_file.read_text())) != cfg:
-        raise FileExistsError(
-            f"{out} holds a run with a different config; use another --out or delete that folder"
-        )
+    _check_config(cfg, Path(out))
+    result_file = Path(out) / "result.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
     resume = (Path(out) / "checkpoint.pt").exists()
     tasks = None if cfg.benchmark == "celeba" else _tasks(_data_key(cfg))  # celeba streams its images
     return train(cfg, out, tasks=tasks, resume=resume, quiet=True)
+
+
+def _run_group(cfg_dicts: list[dict[str, Any]], outs: list[str], threads: int | None) -> list[dict[str, Any]]:
+    """Fresh trials of one method as one vectorised model (``train/trials.py``)."""
+    import torch
+
+    from softorder.train.trials import train_trials
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfgs = [Config.from_dict(d) for d in cfg_dicts]
+    for c, o in zip(cfgs, outs):
+        _check_config(c, Path(o))
+    if threads:
+        cfgs = [c.replace(threads=threads) for c in cfgs]
+    return train_trials(cfgs, outs, [_tasks(_data_key(c)) for c in cfgs])
+
+
+def _units(
+    jobs: list[tuple[str, int, Config, Path]], vectorise: bool
+) -> list[tuple[str, list[tuple[str, int, Config, Path]]]]:
+    """Work for the pool: ``("one", [job])`` or ``("group", jobs)`` (a method's fresh trials)."""
+    units: list[tuple[str, list[tuple[str, int, Config, Path]]]] = []
+    fresh: dict[str, list[tuple[str, int, Config, Path]]] = {}
+    for job in jobs:
+        o, _, _, d = job
+        started = (d / "result.json").exists() or (d / "checkpoint.pt").exists()
+        if vectorise and not started:
+            fresh.setdefault(o, []).append(job)
+        else:
+            units.append(("one", [job]))
+    for group in fresh.values():
+        units.append(("group", group) if len(group) > 1 else ("one", group))
+    return sorted(units, key=lambda u: (u[0] != "group", _COST.get(u[1][0][0], 9)))
 
 
 def compare(
@@ -98,8 +145,12 @@ def compare(
     per_ordering: dict[str, dict[str, Any]] | None = None,
     workers: int | None = None,
     progress: bool = True,
+    vectorise: bool | None = None,
 ) -> dict[str, Any]:
-    """Run ``orderings`` × ``trials`` and write ``results.json`` and ``results.md`` into ``out``."""
+    """Run ``orderings`` × ``trials`` and write ``results.json`` and ``results.md`` into ``out``.
+
+    ``vectorise`` (default: on for the benchmarks in ``VECTORISED``) trains each method's fresh
+    trials as one vectorised model; ``workers`` processes (default: CPU cores) share the work."""
     bad = [o for o in orderings if o not in ORDERINGS]
     if bad:
         raise ValueError(f"unknown ordering(s) {bad}; choose from {', '.join(ORDERINGS)}")
@@ -112,21 +163,34 @@ def compare(
         for o in orderings:
             c = cfg.replace(ordering=o, seed=cfg.seed + k, **per_ordering.get(o, {}))
             jobs.append((o, k, c, out / "runs" / o / f"trial{k}"))
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    if vectorise is None:
+        vectorise = cfg.benchmark in VECTORISED
+    units = _units(jobs, vectorise and trials > 1)
+    workers = workers or min(len(units), os.cpu_count() or 1)
     start = time.perf_counter()
     results: dict[tuple[str, int], dict[str, Any]] = {}
     threads = 1 if workers > 1 else None
+
+    def submit(call: Any, kind: str, group: list[tuple[str, int, Config, Path]]) -> Any:
+        if kind == "group":
+            cfgs, outs = [c.to_dict() for _, _, c, _ in group], [str(d) for *_, d in group]
+            return call(_run_group, cfgs, outs, threads)
+        _, _, c, d = group[0]
+        return call(_run_one, c.to_dict(), str(d), threads)
+
+    def done(group: list[tuple[str, int, Config, Path]], got: Any) -> None:
+        for (o, k, _, _), r in zip(group, got if isinstance(got, list) else [got], strict=True):
+            results[(o, k)] = r
+            _progress(progress, len(results), len(jobs), o, k, r)
+
     if workers == 1:
-        for o, k, c, d in jobs:
-            results[(o, k)] = _run_one(c.to_dict(), str(d), threads)
-            _progress(progress, len(results), len(jobs), o, k, results[(o, k)])
+        for kind, group in units:
+            done(group, submit(lambda fn, *a: fn(*a), kind, group))
     else:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one, c.to_dict(), str(d), threads): (o, k) for o, k, c, d in jobs}
+            futures = {submit(pool.submit, kind, group): group for kind, group in units}
             for fut in _as_completed(futures):
-                o, k = futures[fut]
-                results[(o, k)] = fut.result()
-                _progress(progress, len(results), len(jobs), o, k, results[(o, k)])
+                done(futures[fut], fut.result())
     summary = summarise(cfg, orderings, trials, results, per_ordering)
     summary["wall_time_s"] = time.perf_counter() - start
     write_json(out / "results.json", summary)

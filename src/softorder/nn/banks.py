@@ -6,7 +6,9 @@ A bank answers three questions for a batch of rows ``y``:
 * ``bank(y)``                   -> every layer on every row, ``[N, L, *out]`` (what soft ordering needs),
 * ``bank.layer(j, y)``          -> layer ``F_j`` alone (the readable reference and parallel ordering),
 * ``bank.segments(y, js, ns)``  -> layer ``js[i]`` on the i-th block of ``ns[i]`` rows
-  (permuted and single-task orderings), one batched op when the blocks are the same size.
+  (permuted and single-task orderings), one batched op when the blocks are the same size;
+  ``bank.blocks(y, idx)`` is that batched op for a layer-index tensor ``idx`` (no host values, so
+  it also runs under ``torch.func.vmap`` with per-trial orders).
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ class LayerBank(nn.Module):
     def check_input(self, y: Tensor, where: str) -> None:
         raise NotImplementedError  # pragma: no cover
 
+    def blocks(self, y: Tensor, idx: Tensor) -> Tensor:
+        raise NotImplementedError  # pragma: no cover
+
 
 class DenseBank(LayerBank):
     """``Linear(w->w) -> ReLU -> Dropout`` per layer (Sec. 4.1, 4.2, 4.4). All L layers run as one
@@ -128,10 +133,13 @@ class DenseBank(LayerBank):
             return self.layer(layers[0], y)
         if len(set(counts)) > 1:
             return torch.cat([self.layer(j, part) for j, part in zip(layers, y.split(list(counts)))])
-        idx = self._layer_index(layers, y.device)
-        z = torch.baddbmm(  # [S, B, w]: block s through layer layers[s]
+        return self.blocks(y, self._layer_index(layers, y.device))
+
+    def blocks(self, y: Tensor, idx: Tensor) -> Tensor:
+        """Layer ``idx[s]`` on the s-th of ``len(idx)`` equal blocks of rows."""
+        z = torch.baddbmm(  # [S, B, w]: block s through layer idx[s]
             self.bias[idx].unsqueeze(1),
-            y.view(len(layers), counts[0], -1),
+            y.view(idx.shape[0], -1, y.shape[-1]),
             self.weight[idx].transpose(1, 2),
         )
         return self._post(z).view(y.shape[0], self.width)
@@ -197,9 +205,13 @@ class ConvBank(LayerBank):
             return self.layer(layers[0], y)
         if len(set(counts)) > 1:
             return torch.cat([self.layer(j, part) for j, part in zip(layers, y.split(list(counts)))])
+        return self.blocks(y, self._layer_index(layers, y.device))
+
+    def blocks(self, y: Tensor, idx: Tensor) -> Tensor:
+        """Layer ``idx[s]`` on the s-th of ``len(idx)`` equal blocks of images."""
         # Blocks become channel groups of one grouped convolution: [B, S*C, H, W].
-        s, b, c, k = len(layers), counts[0], self.channels, self.kernel_size
-        idx = self._layer_index(layers, y.device)
+        s, c, k = idx.shape[0], self.channels, self.kernel_size
+        b = y.shape[0] // s
         x = y.view(s, b, c, *y.shape[-2:]).transpose(0, 1).reshape(b, s * c, *y.shape[-2:])
         z = self._post(
             F.conv2d(

@@ -177,6 +177,12 @@ class Decoders(nn.Module):
             return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
         return F.cross_entropy(logits, target)
 
+    def row_losses(self, task: int, logits: Tensor, target: Tensor) -> Tensor:
+        """The loss of every row, ``[N]`` (what :meth:`loss` averages)."""
+        if self.binary[task]:
+            return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction="none")
+        return F.cross_entropy(logits, target, reduction="none")
+
     def predict(self, task: int, logits: Tensor) -> Tensor:
         """Predicted class ids of one task."""
         return (logits > 0).long() if self.binary[task] else logits.argmax(1)

@@ -91,14 +91,30 @@ class HardOrdering(Ordering):
         super().__init__(bank, num_tasks, depth)
         self.register_buffer("order", order.long())  # [T, K]; in the state_dict
         self._order_list: list[list[int]] = self.order.tolist()
+        # True: read the layers from the ``order`` buffer, never from the host copy, so that
+        # ``torch.func.vmap`` over stacked trials gives each trial its own orders (train/trials.py).
+        self.orders_on_device = False
 
     def layer_at(self, task: int, depth: int) -> int:
         """Index into the bank of the layer task ``task`` applies at ``depth``."""
         return self._order_list[task][depth]
 
     def forward(self, y: Tensor, rows: Rows) -> Tensor:
+        if self.orders_on_device:
+            return self._forward_on_device(y, rows)
         for k in range(self.depth):
             y = self.bank.segments(y, [self._order_list[t][k] for t in rows.tasks], rows.counts)
+        return y
+
+    def _forward_on_device(self, y: Tensor, rows: Rows) -> Tensor:
+        if not rows.uniform:
+            raise ValueError(
+                f"orders_on_device needs equal row counts per task, got {rows.counts}; "
+                "give every task the same batch size"
+            )
+        order = self.order[self.bank._layer_index(rows.tasks, y.device)]  # [S, K]: each block's orders
+        for k in range(self.depth):
+            y = self.bank.blocks(y, order[:, k])
         return y
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:

@@ -54,6 +54,7 @@ class Config:
     max_eval_per_task: int | None = None
     image_size: int = 105  # omniglot
     test_fraction: float = 0.2  # omniglot
+    alphabet_set: str = "all"  # omniglot: all 50 | background 30 | evaluation 20 (official split)
     channels: int = 53  # omniglot conv width
     padding: int = 0  # omniglot conv padding
     # celeba (Sec. 4.4); image_size above is its input size too (224 for ResNet-50), and
@@ -70,6 +71,10 @@ class Config:
             raise ValueError(f"unknown precision {self.precision!r}; choose fp32, bf16 or fp16")
         if self.select not in ("val_loss", "val_error"):
             raise ValueError(f"unknown select {self.select!r}; choose val_loss or val_error")
+        if self.alphabet_set not in ("all", "background", "evaluation"):
+            raise ValueError(
+                f"unknown alphabet_set {self.alphabet_set!r}; choose all, background or evaluation"
+            )
         for key in ("steps", "batch_size", "eval_every", "checkpoint_every", "width", "num_layers"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")

@@ -299,27 +299,47 @@ class Trainer:
         return rec
 
     def log_tensorboard(self, writer: Any, rec: dict[str, Any]) -> None:
-        step = rec["step"]
-        writer.add_scalar("val/mean_error", rec["mean_val_error"], step)
-        writer.add_scalar("val/mean_loss", rec["mean_val_loss"], step)
-        writer.add_scalar("train/mean_loss", sum(rec["train_loss"]) / len(rec["train_loss"]), step)
-        for t, task in enumerate(self.tasks):
-            writer.add_scalar(f"val_error/{task.name}", rec["val_error"][t], step)
-            writer.add_scalar(f"train_loss/{task.name}", rec["train_loss"][t], step)
+        log_tensorboard(writer, rec, [t.name for t in self.tasks])
 
     def finish(self, elapsed: float) -> dict[str, Any]:
         final = copy.deepcopy(self.net.state_dict())
-        self.net.load_state_dict(self.best["state"])
-        test_loss, test_error = evaluate(self.net, self.tasks, "test", precision=self.cfg.precision)
-        val_loss, val_error = evaluate(self.net, self.tasks, "val", precision=self.cfg.precision)
-        torch.save(self.best["state"], self.out / "best.pt")
+        result = finish_run(self.cfg, self.net, self.tasks, self.out, self.best, self.step, elapsed)
         self.net.load_state_dict(final)
-        result = run_result(
-            self.cfg.benchmark, self.cfg.ordering, self.cfg.seed, [t.name for t in self.tasks],
-            self.best["step"], self.step, (test_loss, test_error), (val_loss, val_error), elapsed,
-        )
-        write_json(self.out / "result.json", result)
         return result
+
+
+def log_tensorboard(writer: Any, rec: dict[str, Any], task_names: Sequence[str]) -> None:
+    """One validation record (``metrics.jsonl`` line) as TensorBoard scalars."""
+    step = rec["step"]
+    writer.add_scalar("val/mean_error", rec["mean_val_error"], step)
+    writer.add_scalar("val/mean_loss", rec["mean_val_loss"], step)
+    writer.add_scalar("train/mean_loss", sum(rec["train_loss"]) / len(rec["train_loss"]), step)
+    for t, name in enumerate(task_names):
+        writer.add_scalar(f"val_error/{name}", rec["val_error"][t], step)
+        writer.add_scalar(f"train_loss/{name}", rec["train_loss"][t], step)
+
+
+def finish_run(
+    cfg: Config,
+    net: MultiTaskNet,
+    tasks: Sequence[TaskData],
+    out: Path,
+    best: dict[str, Any],
+    steps: int,
+    elapsed: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Score the best-on-validation weights ``best["state"]`` (loaded into ``net``) on test and
+    validation, write ``best.pt`` and ``result.json`` (last: its presence marks a finished run)."""
+    net.load_state_dict(best["state"])
+    test = evaluate(net, tasks, "test", precision=cfg.precision)
+    val = evaluate(net, tasks, "val", precision=cfg.precision)
+    torch.save(best["state"], out / "best.pt")
+    names = [t.name for t in tasks]
+    result = run_result(cfg.benchmark, cfg.ordering, cfg.seed, names, best["step"], steps, test, val, elapsed)
+    result.update(extra)
+    write_json(out / "result.json", result)
+    return result
 
 
 def train(

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import Tensor
 
 from softorder.data.tasks import TaskData
@@ -61,6 +60,8 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
         raise ValueError("mean_ci95 needs at least one value")
     if a.size == 1:
         return float(a[0]), 0.0
+    from scipy import stats  # imported on use: it adds a second to every process start
+
     half = stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size)
     return float(a.mean()), float(half)
 
@@ -82,6 +83,8 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int
         out["p_value"] = 1.0 if np.allclose(d, 0) else float("nan")
         out["p_wilcoxon"] = out["p_value"]
         return out
+    from scipy import stats
+
     out["p_value"] = float(stats.ttest_rel(x, y).pvalue)
     try:
         out["p_wilcoxon"] = float(stats.wilcoxon(x, y).pvalue)
