@@ -14,6 +14,7 @@ from PIL import Image
 
 from softorder.data import omniglot
 from softorder.data.omniglot import (
+    ALPHABET_SETS,
     OMNIGLOT_ALPHABETS,
     OmniglotImages,
     default_cache_dir,
@@ -104,6 +105,22 @@ def test_real_task_order_fixed_across_seeds(real_cache: Path) -> None:
     assert [t.name for t in other_seed] == names[:5]  # the trial seed leaves the order alone
     few = load_omniglot(DATA, num_tasks=5, seed=0, image_size=SIZE, cache_dir=real_cache)
     assert all(torch.equal(a.x_train, b.x_train) for a, b in zip(few, full))
+
+
+@real
+def test_real_background_and_evaluation_sets(real_cache: Path) -> None:
+    """The official split: 30 background alphabets (images_background) and 20 evaluation ones."""
+    bg = load_omniglot(DATA, num_tasks=30, image_size=SIZE, cache_dir=real_cache, alphabet_set="background")
+    ev = load_omniglot(DATA, num_tasks=20, image_size=SIZE, cache_dir=real_cache, alphabet_set="evaluation")
+    assert sorted(t.name for t in bg) == list(ALPHABET_SETS["background"])
+    assert sorted(t.name for t in ev) == list(ALPHABET_SETS["evaluation"])
+    assert "Latin" in ALPHABET_SETS["background"] and "Tengwar" in ALPHABET_SETS["evaluation"]
+    full = {t.name: t for t in load_omniglot(DATA, image_size=SIZE, cache_dir=real_cache)}
+    assert all(torch.equal(t.x_test, full[t.name].x_test) for t in ev)  # the same per-alphabet split
+    with pytest.raises(ValueError, match="unknown alphabet set 'train'"):
+        load_omniglot(DATA, image_size=SIZE, cache_dir=real_cache, alphabet_set="train")
+    with pytest.raises(ValueError, match="between 1 and 20"):
+        load_omniglot(DATA, num_tasks=21, image_size=SIZE, cache_dir=real_cache, alphabet_set="evaluation")
 
 
 @real

@@ -94,6 +94,28 @@ def test_cli_adapt_synthetic(source_run: Path, tmp_path: Path, capsys: pytest.Ca
     assert s["shots"] == 5 and s["train_rows"] == [15, 15]  # 5 per class × 3 classes
 
 
+def test_cli_adapt_several_shot_counts(
+    source_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "k"
+    rc = main(["adapt", str(source_run), "--new-tasks", "2", "--shots", "1,all",
+               "--modes", "parallel,scratch", "--out", str(out), "--set", "steps=20",
+               "--set", "eval_every=20", "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "mean test error by shots per class" in text
+    summary = json.loads((out / "adapt_summary.json").read_text())
+    assert list(summary["mean_test_error"]) == ["1", "all"]
+    assert set(summary["mean_test_error"]["1"]) == {"parallel", "scratch"}
+    one = json.loads((out / "shots-1" / "adapt_results.json").read_text())
+    assert one["shots"] == 1 and one["train_rows"] == [3, 3]
+    assert json.loads((out / "shots-all" / "adapt_results.json").read_text())["shots"] is None
+    scratch = torch.load(out / "shots-1" / "scratch" / "best.pt", weights_only=True)
+    assert scratch["core.bank.weight"].shape[0] == 2 * 4  # its own 4 layers per new task (single)
+    with pytest.raises(SystemExit):
+        main(["adapt", str(source_run), "--shots", "1,1"])
+
+
 def test_omniglot_adapt(shared_data: Path, tmp_path: Path) -> None:
     """The Omniglot path end to end, tiny (28 px, 8 channels): a 2-alphabet run, 1 new alphabet."""
     if not (shared_data / "omniglot").is_dir():
@@ -108,3 +130,19 @@ def test_omniglot_adapt(shared_data: Path, tmp_path: Path) -> None:
     s = json.loads((tmp_path / "adapt" / "adapt_results.json").read_text())
     assert s["tasks"] and all(0 <= r["mean_test_error"] <= 1 for r in s["results"])
     assert time.perf_counter() - start < 60
+
+
+def test_omniglot_background_run_adapts_to_evaluation_alphabets(shared_data: Path) -> None:
+    """The official split: a run on the 30 background alphabets gets new tasks from the 20
+    evaluation alphabets (and --skip/--new-tasks stay within those 20)."""
+    if not (shared_data / "omniglot").is_dir():
+        pytest.skip("no omniglot in ../shared/data")
+    from softorder.data.omniglot import ALPHABET_SETS
+    from softorder.experiments.adapt import new_tasks_for
+
+    source = Config(benchmark="omniglot", data_dir=str(shared_data), alphabet_set="background", image_size=28)
+    new = new_tasks_for(source, "omniglot", 20)
+    assert sorted(t.name for t in new) == sorted(ALPHABET_SETS["evaluation"])
+    assert [t.name for t in new_tasks_for(source, "omniglot", 2, skip=3)] == [t.name for t in new[3:5]]
+    with pytest.raises(ValueError, match="20 evaluation alphabets"):
+        new_tasks_for(source, "omniglot", 18, skip=3)

@@ -220,16 +220,23 @@ def new_tasks_for(
     raise ValueError(f"adapt supports the benchmarks {', '.join(ADAPT_BENCHMARKS)}, not {benchmark!r}")
 
 
-def _parse_shots(value: str) -> int | None:
-    if value == "all":
-        return None
-    try:
-        shots = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shots takes a number or 'all', got {value!r}") from None
-    if shots < 1:
-        raise argparse.ArgumentTypeError(f"--shots must be at least 1 (or 'all'), got {shots}")
-    return shots
+def _parse_shots(value: str) -> list[int | None]:
+    """``--shots``: a comma list of counts per class and/or ``all`` (``None``)."""
+    out: list[int | None] = []
+    for item in (v.strip() for v in value.split(",")):
+        if item == "all":
+            out.append(None)
+            continue
+        try:
+            shots = int(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--shots takes numbers or 'all', got {item!r}") from None
+        if shots < 1:
+            raise argparse.ArgumentTypeError(f"--shots must be at least 1 (or 'all'), got {shots}")
+        out.append(shots)
+    if len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"--shots lists a value twice: {value!r}")
+    return out
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -242,8 +249,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--new-tasks", type=int, default=5, help="number of new tasks (default 5)")
     p.add_argument("--skip", type=int, default=0,
                    help="omniglot: skip this many alphabets after the run's own (default 0)")
-    p.add_argument("--shots", type=_parse_shots, default=None, metavar="K",
-                   help="training drawings kept per class: a number (1, 5, ...) or 'all' (default)")
+    p.add_argument("--shots", type=_parse_shots, default=[None], metavar="K[,K...]",
+                   help="training drawings kept per class: a number, 'all' (default) or a comma list "
+                        "(e.g. 1,5,all: one adaptation per value, in OUT/shots-K)")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
     p.add_argument("--out", help="output folder (default RUN_DIR/adapt)")
     p.add_argument("--data-dir", help="data directory (default: the run's, else ~/.cache/softorder)")
@@ -254,7 +262,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    """Run ``softorder adapt``: one adaptation per mode, a table, ``adapt_results.json``."""
+    """Run ``softorder adapt``: one adaptation per mode and shot count, a table, JSON results."""
     from softorder.experiments.analysis_cli import format_table
 
     source, _ = load_source(args.run_dir)
@@ -263,16 +271,33 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
-    tasks = new_tasks_for(source, benchmark, args.new_tasks, args.skip, args.data_dir)
+    all_tasks = new_tasks_for(source, benchmark, args.new_tasks, args.skip, args.data_dir)
+    other = {"background": "evaluation", "evaluation": "background"}.get(source.alphabet_set)
+    if benchmark == "omniglot" and other:  # the adapted runs' configs name the set they came from
+        overrides.setdefault("alphabet_set", other)
     seed = int(overrides.get("seed", source.seed))
-    tasks = [subsample_shots(t, args.shots, seed * 1000 + i) for i, t in enumerate(tasks)]
     out = Path(args.out) if args.out else Path(args.run_dir) / "adapt"
-    print(f"softorder adapt {args.run_dir}: {len(tasks)} new {benchmark} task(s), "
-          f"shots {args.shots or 'all'}, modes {', '.join(modes)} -> {out}/", flush=True)
-    s = run_modes(args.run_dir, tasks, modes, out, overrides, quiet=args.quiet,
-                  extra={"benchmark": benchmark, "shots": args.shots})
-    keys = ("mode", "mean_test_error", "trainable_parameters", "frozen_parameters", "best_step")
-    rows = [tuple(r[k] for k in keys) for r in s["results"]]
-    print(format_table(["mode", "mean test error", "trainable", "frozen", "best step"], rows))
-    print(f"results in {out / 'adapt_results.json'}")
+    several = len(args.shots) > 1
+    table: dict[str, dict[str, float]] = {}
+    for shots in args.shots:
+        label = str(shots or "all")
+        tasks = [subsample_shots(t, shots, seed * 1000 + i) for i, t in enumerate(all_tasks)]
+        where = out / f"shots-{label}" if several else out
+        print(f"softorder adapt {args.run_dir}: {len(tasks)} new {benchmark} task(s), "
+              f"shots {label}, modes {', '.join(modes)} -> {where}/", flush=True)
+        s = run_modes(args.run_dir, tasks, modes, where, overrides, quiet=args.quiet,
+                      extra={"benchmark": benchmark, "shots": shots})
+        keys = ("mode", "mean_test_error", "trainable_parameters", "frozen_parameters", "best_step")
+        rows = [tuple(r[k] for k in keys) for r in s["results"]]
+        print(format_table(["mode", "mean test error", "trainable", "frozen", "best step"], rows))
+        table[label] = {r["mode"]: r["mean_test_error"] for r in s["results"]}
+    if several:
+        names = [t.name for t in all_tasks]
+        summary = {"source": str(args.run_dir), "tasks": names, "mean_test_error": table}
+        (out / "adapt_summary.json").write_text(json.dumps(summary, indent=2))
+        print("\nmean test error by shots per class:")
+        print(format_table(["mode", *table], [(m, *(table[k][m] for k in table)) for m in modes]))
+        print(f"results in {out / 'adapt_summary.json'} and {out}/shots-*/adapt_results.json")
+    else:
+        print(f"results in {out / 'adapt_results.json'}")
     return 0
