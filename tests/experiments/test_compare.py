@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +102,39 @@ def test_cli_set_overrides_per_ordering_settings(tmp_path: Path) -> None:
                  "--workers", "1", "--set", "soft_norm=none", "--out", str(tmp_path / "o")]) == 0
     run = json.loads((tmp_path / "o" / "results.json").read_text())["methods"]["soft"]
     assert run["overrides"] == {"lr": 0.01}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_pool_workers_end_when_compare_is_killed(tmp_path: Path) -> None:
+    """A SIGKILLed compare must not leave its pool workers training in the background."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing as mp, os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from softorder.experiments.compare import _die_with_parent\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = mp.get_context('spawn')\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_die_with_parent)\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 60)\n"
+        "    time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _alive(worker):
+            time.sleep(0.1)
+        assert not _alive(worker), "the pool worker outlived its killed parent"
+    finally:
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has already exited
+    except FileNotFoundError:
+        return False
