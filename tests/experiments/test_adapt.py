@@ -146,3 +146,14 @@ def test_omniglot_background_run_adapts_to_evaluation_alphabets(shared_data: Pat
     assert [t.name for t in new_tasks_for(source, "omniglot", 2, skip=3)] == [t.name for t in new[3:5]]
     with pytest.raises(ValueError, match="20 evaluation alphabets"):
         new_tasks_for(source, "omniglot", 18, skip=3)
+
+
+def test_new_tasks_follow_the_adaptation_seed_not_the_source_run() -> None:
+    """Adaptations of different source runs with the same seed score on the same test data."""
+    from softorder.experiments.adapt import new_tasks_for
+
+    a, b = Config(benchmark="synthetic", seed=1), Config(benchmark="synthetic", seed=2)
+    same = [new_tasks_for(src, "synthetic", 2, seed=7) for src in (a, b)]
+    assert all(torch.equal(x.x_test, y.x_test) for x, y in zip(*same))
+    default = [new_tasks_for(src, "synthetic", 2) for src in (a, b)]  # each run's own seed
+    assert not torch.equal(default[0][0].x_test, default[1][0].x_test)

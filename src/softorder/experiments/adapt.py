@@ -184,13 +184,20 @@ def run_modes(
 
 
 def new_tasks_for(
-    source: Config, benchmark: str, num_new: int, skip: int = 0, data_dir: str | None = None
+    source: Config,
+    benchmark: str,
+    num_new: int,
+    skip: int = 0,
+    data_dir: str | None = None,
+    seed: int | None = None,
 ) -> list[TaskData]:
     """Tasks the source run did not train on. Omniglot: for a run on the ``background`` alphabets,
     the first ``num_new`` ``evaluation`` alphabets after ``skip`` (the official split; and the other
     way round); otherwise the ``num_new`` alphabets after the run's first ``tasks`` (plus ``skip``)
     in the fixed task order (Sec. 4.3). Synthetic: ``num_new`` fresh teacher tasks drawn from
-    another seed."""
+    another seed. ``seed`` (default: the run's) draws the new tasks' splits, so adaptations of
+    different source runs with the same ``seed`` are scored on the same test drawings."""
+    seed = source.seed if seed is None else seed
     if num_new < 1:
         raise ValueError(f"--new-tasks must be at least 1, got {num_new}")
     if benchmark == "omniglot":
@@ -208,14 +215,14 @@ def new_tasks_for(
             )
         tasks = load_omniglot(
             resolve_data_dir(data_dir or source.data_dir), num_tasks=used + num_new,
-            test_fraction=source.test_fraction, seed=source.seed, image_size=source.image_size,
+            test_fraction=source.test_fraction, seed=seed, image_size=source.image_size,
             alphabet_set=other or "all",
         )
         return tasks[used:]
     if benchmark == "synthetic":
         from softorder.data.synthetic import make_synthetic
 
-        tasks = make_synthetic(num_tasks=num_new, seed=source.seed + 1000 + skip)
+        tasks = make_synthetic(num_tasks=num_new, seed=seed + 1000 + skip)
         return [dataclasses.replace(t, name=f"new-{t.name}") for t in tasks]
     raise ValueError(f"adapt supports the benchmarks {', '.join(ADAPT_BENCHMARKS)}, not {benchmark!r}")
 
@@ -271,11 +278,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
-    all_tasks = new_tasks_for(source, benchmark, args.new_tasks, args.skip, args.data_dir)
+    seed = int(overrides.get("seed", source.seed))  # the new tasks' splits, shots and init
+    all_tasks = new_tasks_for(source, benchmark, args.new_tasks, args.skip, args.data_dir, seed)
     other = {"background": "evaluation", "evaluation": "background"}.get(source.alphabet_set)
     if benchmark == "omniglot" and other:  # the adapted runs' configs name the set they came from
         overrides.setdefault("alphabet_set", other)
-    seed = int(overrides.get("seed", source.seed))
     out = Path(args.out) if args.out else Path(args.run_dir) / "adapt"
     several = len(args.shots) > 1
     table: dict[str, dict[str, float]] = {}
