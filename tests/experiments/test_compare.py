@@ -46,30 +46,34 @@ def test_compare_writes_machine_readable_results(tmp_path: Path) -> None:
 
 
 def test_cli_compare_in_parallel_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(
-        [
-            "compare",
-            "synthetic",
-            "--orderings",
-            "parallel,soft",
-            "--trials",
-            "2",
-            "--workers",
-            "2",
-            "--set",
-            "steps=30",
-            "--set",
-            "eval_every=10",
-            "--set",
-            "checkpoint_every=30",
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    argv = [
+        "compare",
+        "synthetic",
+        "--orderings",
+        "parallel,soft",
+        "--trials",
+        "2",
+        "--workers",
+        "2",
+        "--set",
+        "steps=30",
+        "--set",
+        "eval_every=10",
+        "--set",
+        "checkpoint_every=30",
+        "--out",
+        str(tmp_path),
+    ]
+    rc = main(argv)
     assert rc == 0
     out = capsys.readouterr().out
     assert "| soft |" in out and str(tmp_path) in out
-    assert set(json.loads((tmp_path / "results.json").read_text())["methods"]) == {"parallel", "soft"}
+    first = json.loads((tmp_path / "results.json").read_text())
+    assert set(first["methods"]) == {"parallel", "soft"}
+    # A rerun reuses every finished run, vectorised or not, instead of refusing it.
+    assert main(argv) == 0
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["methods"]["soft"]["trials"] == first["methods"]["soft"]["trials"]
 
 
 def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -128,8 +128,6 @@ def _run_group(cfg_dicts: list[dict[str, Any]], outs: list[str], threads: int | 
     cfgs = [Config.from_dict(d) for d in cfg_dicts]
     for c, o in zip(cfgs, outs):
         _check_config(c, Path(o))
-    if threads:
-        cfgs = [c.replace(threads=threads) for c in cfgs]
     return train_trials(cfgs, outs, [_tasks(_data_key(c)) for c in cfgs])
 
 
