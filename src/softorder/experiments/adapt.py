@@ -183,6 +183,12 @@ def run_modes(
     return summary
 
 
+def new_alphabet_set(source: Config) -> str | None:
+    """The Omniglot alphabet set new tasks come from: the other half of the official split for a
+    run on ``background`` or ``evaluation`` alphabets, None for a run on all 50."""
+    return {"background": "evaluation", "evaluation": "background"}.get(source.alphabet_set)
+
+
 def new_tasks_for(
     source: Config,
     benchmark: str,
@@ -204,7 +210,7 @@ def new_tasks_for(
         from softorder.data.download import resolve_data_dir
         from softorder.data.omniglot import ALPHABET_SETS, load_omniglot
 
-        other = {"background": "evaluation", "evaluation": "background"}.get(source.alphabet_set)
+        other = new_alphabet_set(source)
         pool = len(ALPHABET_SETS[other or "all"])
         used = (0 if other else source.tasks or pool) + skip
         if used + num_new > pool:
@@ -280,7 +286,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     seed = int(overrides.get("seed", source.seed))  # the new tasks' splits, shots and init
     all_tasks = new_tasks_for(source, benchmark, args.new_tasks, args.skip, args.data_dir, seed)
-    other = {"background": "evaluation", "evaluation": "background"}.get(source.alphabet_set)
+    other = new_alphabet_set(source)
     if benchmark == "omniglot" and other:  # the adapted runs' configs name the set they came from
         overrides.setdefault("alphabet_set", other)
     out = Path(args.out) if args.out else Path(args.run_dir) / "adapt"
