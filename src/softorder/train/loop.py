@@ -41,15 +41,17 @@ class TrainingDiverged(RuntimeError):
 
 
 def check_losses(
-    losses: Tensor, names: Sequence[str], step: int, checkpoint: Path, what: str = "task"
+    losses: Tensor, names: Sequence[str], step: int, checkpoint: Path | None, what: str = "task"
 ) -> None:
-    """Raise :class:`TrainingDiverged` naming the first task whose loss is NaN or inf."""
+    """Raise :class:`TrainingDiverged` naming the first task whose loss is NaN or inf
+    (``checkpoint`` None: the run keeps no checkpoint, so nothing of it was written)."""
     bad = ~torch.isfinite(losses.detach())
     if bool(bad.any()):
         t = int(bad.nonzero()[0, 0])
+        kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "nothing of it was written"
         raise TrainingDiverged(
             f"loss of {what} {t} ({names[t]}) is {float(losses[t].detach())} at step {step}; "
-            f"the last good checkpoint is {checkpoint} (try a lower lr)"
+            f"{kept} (try a lower lr)"
         )
 
 

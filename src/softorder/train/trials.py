@@ -40,7 +40,7 @@ from softorder.nn.orderings import HardOrdering
 from softorder.train import distributed
 from softorder.train.checkpoint import CHECKPOINT
 from softorder.train.config import Config
-from softorder.train.loop import TaskSampler, TrainingDiverged, finish_run, log_tensorboard
+from softorder.train.loop import TaskSampler, check_losses, finish_run, log_tensorboard
 from softorder.train.metrics import as_input, autocast, evaluate, validation_record
 
 
@@ -109,7 +109,7 @@ class TrialGroup:
         self._custom_loss = dec.loss is not Decoders.loss or dec.row_losses is not Decoders.row_losses
         self.view = copy.deepcopy(self.base)  # one trial's weights at a time, for evaluation
         self.opt = self._optimizer()
-        self._step = vmap(self._losses, in_dims=(0, 0, 0, 0), randomness="different")
+        self._step = vmap(self._losses, randomness="different")
         T, B = len(self.task_sets[0]), cfg.batch_size
         self.samplers = [
             [TaskSampler(ts[t].x_train.shape[0], B, c.seed * 1000 + t) for t in range(T)]
@@ -120,6 +120,13 @@ class TrialGroup:
         self.train_y = [_pad_stack([ts[t].y_train for ts in sets]).to(self.device) for t in range(T)]
         self.trial_index = torch.arange(len(self.cfgs), device=self.device)[:, None]
         self._eval_sets: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
+        self.step = 0
+        # What check_losses calls entry r * T + t of the flattened [trials, tasks] losses.
+        self.run_names = [
+            f"task {t} ({task.name}) in the trial with seed {c.seed}"
+            for c, ts in zip(self.cfgs, self.task_sets)
+            for t, task in enumerate(ts)
+        ]
 
     def _optimizer(self) -> torch.optim.Optimizer:
         """Adam as :func:`softorder.train.loop.make_optimizer`, on the stacked tensors."""
@@ -161,13 +168,8 @@ class TrialGroup:
         losses = self._step(self.params, self.buffers, xs, ys)
         self.opt.zero_grad(set_to_none=True)
         losses.sum().backward()
-        bad = ~torch.isfinite(losses.detach())
-        if bool(bad.any()):
-            r, t = (int(i) for i in bad.nonzero()[0])
-            raise TrainingDiverged(
-                f"loss of task {t} ({self.task_sets[r][t].name}) in the trial with seed {self.cfgs[r].seed} "
-                f"is {float(losses.detach()[r, t])}; no trial of this group was written (try a lower lr)"
-            )
+        self.step += 1
+        check_losses(losses.flatten(), self.run_names, self.step, None, what="stacked run")
         self.opt.step()
         return losses.detach()
 
@@ -232,8 +234,9 @@ class TrialGroup:
         best: list[dict[str, Any]] = [{"score": float("inf"), "step": 0, "state": None} for _ in range(R)]
         acc, n_acc, start = None, 0, time.perf_counter()
         self.base.train()
-        for step in range(1, cfg.steps + 1):
+        while self.step < cfg.steps:
             losses = self.train_step()
+            step = self.step
             acc = losses if acc is None else acc + losses
             n_acc += 1
             if step % cfg.eval_every == 0 or step == cfg.steps:
@@ -264,8 +267,7 @@ class TrialGroup:
         with SummaryWriter(str(out / "tb")) as writer:
             for rec in records:
                 log_tensorboard(writer, rec, [t.name for t in tasks])
-        net = copy.deepcopy(self.view)
-        return finish_run(c, net, tasks, out, best, c.steps, elapsed, vectorised_trials=len(self.cfgs))
+        return finish_run(c, self.view, tasks, out, best, c.steps, elapsed, vectorised_trials=len(self.cfgs))
 
 
 def train_trials(
