@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from softorder.experiments.compare import benchmark_config, compare
+from softorder.experiments.compare import compare
 from softorder.nn.orderings import ORDERINGS
-from softorder.train.config import builtin_config
+from softorder.train.config import benchmark_config, builtin_config
 
 S_ONLY = {"s_lr", "temperature", "soft_norm"}
 

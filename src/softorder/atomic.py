@@ -4,6 +4,7 @@ or the complete new one, never a half-written one (also after SIGKILL)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -32,4 +33,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    """Strict JSON: a NaN or infinity (an undefined statistic) is written as ``null``."""
+    atomic_write_bytes(path, (json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj

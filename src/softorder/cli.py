@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -43,29 +43,33 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from softorder.experiments.compare import benchmark_config
-    from softorder.train.config import load_config
+    from softorder.train.config import benchmark_config, load_config
     from softorder.train.distributed import is_main
     from softorder.train.loop import train
+    from softorder.train.rundir import RunDir
 
+    # --set values are converted by each key's type; paths are taken literally (never parsed)
     overrides = list(args.overrides) + ([f"data_dir={args.data_dir}"] if args.data_dir else [])
     overrides += [f"precision={args.precision}"] if args.precision else []
     overrides += ["compile=true"] if args.compile else []
-    if args.backbone_weights:  # absolute (a --resume elsewhere finds it), JSON-quoted for the YAML parser
-        weights = Path(args.backbone_weights).expanduser().resolve()
-        overrides.append(f"backbone_weights={json.dumps(str(weights))}")
+    if args.backbone_weights:  # absolute: a --resume elsewhere finds it
+        overrides.append(f"backbone_weights={Path(args.backbone_weights).expanduser().resolve()}")
     if args.resume:
         out = Path(args.resume)
-        cfg = load_config(out / "config.yaml", overrides)
+        if not RunDir(out).config.is_file():
+            raise FileNotFoundError(f"{out} holds no run to resume (no config.yaml); check the path")
+        cfg = load_config(RunDir(out).config, overrides)
     else:
         if not args.config:
             raise ValueError("give a CONFIG.yaml or a benchmark name, or --resume RUN_DIR")
         path = Path(args.config)
+        if path.is_dir() and RunDir(path).config.is_file():
+            raise ValueError(f"{path} is a run folder; to continue it: softorder train --resume {path}")
         if path.suffix in (".yaml", ".yml") or path.exists():
             cfg, per = benchmark_config("", args.quick, overrides, path=path)
         else:
             cfg, per = benchmark_config(args.config, args.quick, overrides)
-        cfg = cfg.replace(**per.get(cfg.ordering, {}), **_explicit(overrides))
+        cfg = cfg.replace(**per.get(cfg.ordering, {}))  # the command line already won in per
         out = Path(args.out or f"runs/{cfg.benchmark}-{cfg.ordering}-{time.strftime('%Y%m%d-%H%M%S')}")
     r = train(cfg, out, resume=bool(args.resume), quiet=args.quiet)
     if not is_main():  # under torchrun only rank 0 reports
@@ -76,13 +80,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(f"run written to {out}/ (result.json, metrics.jsonl, tb/, checkpoint.pt)")
     return 0
-
-
-def _explicit(overrides: list[str]) -> dict:
-    """Command-line --set values win over per-ordering defaults of the YAML."""
-    from softorder.train.config import parse_overrides
-
-    return parse_overrides(overrides)
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
@@ -115,7 +112,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from softorder.experiments.compare import benchmark_config, compare
+    from softorder.experiments.compare import compare
+    from softorder.train.config import benchmark_config
 
     overrides = list(args.overrides)
     for key, value in (
@@ -127,10 +125,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if value is not None:
             overrides.append(f"{key}={value}")
     cfg, per = benchmark_config(args.benchmark, args.quick, overrides, path=args.config)
-    explicit = _explicit(args.overrides)  # --set wins over the YAML's per-ordering settings
-    per = {o: {k: v for k, v in d.items() if k not in explicit} for o, d in per.items()}
     orderings = [o.strip() for o in args.orderings.split(",") if o.strip()]
-    trials = args.trials or (3 if args.quick else 5)
+    trials = args.trials if args.trials is not None else (3 if args.quick else 5)
     out = Path(
         args.out
         or f"runs/compare-{args.benchmark}{'-quick' if args.quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -199,12 +195,21 @@ def _version() -> str:
     return f"softorder {__version__}"
 
 
+#: Errors that mean a wrong input, a missing file or a folder in the way: one line, exit status 2.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+               NotADirectoryError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; a user error is one line ``softorder: error: …`` (exit 2), with the
+    traceback when ``SOFTORDER_DEBUG=1``."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"softorder: error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:
+        if os.environ.get("SOFTORDER_DEBUG") == "1":
+            raise
+        print(f"softorder: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except RuntimeError as e:
         from softorder.train.loop import TrainingDiverged
@@ -216,6 +221,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("softorder: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename and e.strerror:  # PermissionError and friends
+        return f"{e.filename}: {e.strerror}"
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

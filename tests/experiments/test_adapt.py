@@ -157,3 +157,17 @@ def test_new_tasks_follow_the_adaptation_seed_not_the_source_run() -> None:
     assert all(torch.equal(x.x_test, y.x_test) for x, y in zip(*same))
     default = [new_tasks_for(src, "synthetic", 2) for src in (a, b)]  # each run's own seed
     assert not torch.equal(default[0][0].x_test, default[1][0].x_test)
+
+
+def test_corrupt_best_weights_are_a_clear_error(
+    source_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(source_run, broken)
+    data = (broken / "best.pt").read_bytes()
+    (broken / "best.pt").write_bytes(data[: len(data) // 2])
+    assert main(["adapt", str(broken), "--new-tasks", "1", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"softorder: error: {broken / 'best.pt'} is unreadable") and "Traceback" not in err

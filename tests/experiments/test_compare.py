@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from softorder.cli import main
-from softorder.experiments.compare import benchmark_config, compare
+from softorder.experiments.compare import compare
+from softorder.train.config import benchmark_config
 
 
 def test_compare_writes_machine_readable_results(tmp_path: Path) -> None:

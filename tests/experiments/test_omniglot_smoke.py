@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from softorder.experiments.compare import benchmark_config
+from softorder.train.config import benchmark_config
 from softorder.train.loop import train
 
 

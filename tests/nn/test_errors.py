@@ -69,3 +69,31 @@ def test_unknown_ordering_lists_choices() -> None:
 def test_images_too_small_for_depth() -> None:
     with pytest.raises(ValueError, match="vanish after 4 conv layers"):
         so.conv_net([2], image_shape=(1, 28, 28), channels=4, padding=0)
+
+
+def test_empty_batch_is_an_error_not_a_nan_loss(net: so.MultiTaskNet) -> None:
+    logits = net([torch.randn(0, 3), torch.randn(2, 4)])
+    with pytest.raises(ValueError, match=r"task 0: the batch is empty"):
+        net.losses(logits, [torch.zeros(0, dtype=torch.long), torch.zeros(2, dtype=torch.long)])
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (torch.zeros(2), r"task 1: labels must be integer class ids \(torch.long\), got torch.float32"),
+        (torch.zeros(3, dtype=torch.long), r"task 1: 3 labels for 2 rows of logits"),
+    ],
+)
+def test_label_dtype_and_length_name_the_task(
+    net: so.MultiTaskNet, labels: torch.Tensor, message: str
+) -> None:
+    logits = net([torch.randn(2, 3), torch.randn(2, 4)])
+    with pytest.raises(ValueError, match=message):
+        net.losses(logits, [torch.zeros(2, dtype=torch.long), labels])
+
+
+def test_input_dtype_and_device_name_the_task(net: so.MultiTaskNet) -> None:
+    with pytest.raises(ValueError, match=r"task 1: expected a floating-point input, got torch.int64"):
+        net([torch.randn(2, 3), torch.zeros(2, 4, dtype=torch.long)])
+    with pytest.raises(ValueError, match=r"task 0: the input is on meta but the network is on cpu"):
+        net([torch.randn(2, 3, device="meta"), torch.randn(2, 4)])

@@ -31,7 +31,7 @@ def test_run_report(run_dir: Path) -> None:
 
 def test_compare_report(compare_dir: Path) -> None:
     text = write_report(compare_dir).read_text()
-    assert "test error (mean ± CI95)" in text and "paired t" in text
+    assert "test error % (mean ± 95% CI)" in text and "paired t" in text
     assert "&lt;b&gt;not bold&lt;/b&gt;" in text  # the config, escaped
     srcs = _imgs_exist(compare_dir / "report" / "index.html")
     assert {"per_task.png", "learning_curves.png", "s_heatmaps_soft.png"} <= set(srcs)

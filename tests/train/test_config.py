@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from softorder.experiments.compare import benchmark_config
-from softorder.train.config import Config, load_config, parse_overrides
+from softorder.train.config import Config, benchmark_config, load_config, parse_overrides
 
 
 def test_unknown_key_names_the_key(tmp_path: Path) -> None:
@@ -15,7 +14,7 @@ def test_unknown_key_names_the_key(tmp_path: Path) -> None:
         load_config(p)
 
 
-def test_overrides_are_parsed_as_yaml(tmp_path: Path) -> None:
+def test_overrides_are_converted_by_the_keys_type(tmp_path: Path) -> None:
     p = tmp_path / "c.yaml"
     p.write_text("benchmark: uci\n")
     cfg = load_config(p, ["lr=0.01", "ordering=parallel", "s_lr=null", "fractions=[0.5, 0.25, 0.25]"])
@@ -25,11 +24,92 @@ def test_overrides_are_parsed_as_yaml(tmp_path: Path) -> None:
         parse_overrides(["lr"])
 
 
-def test_bad_values_are_rejected() -> None:
-    with pytest.raises(ValueError, match="unknown ordering 'hard'"):
-        Config(ordering="hard")
-    with pytest.raises(ValueError, match="steps must be at least 1"):
-        Config(steps=0)
+@pytest.mark.parametrize("text", ["1e-4", "1E-4", "1.0e-4", "0.0001", ".1e-3", "+1e-4"])
+def test_numbers_in_every_notation(tmp_path: Path, text: str) -> None:
+    """YAML 1.1 reads 1e-4 as a string: here it is a number, on the command line and in files."""
+    p = tmp_path / "c.yaml"
+    p.write_text(f"benchmark: uci\nlr: {text}\n")
+    assert load_config(p).lr == pytest.approx(1e-4)
+    cfg = load_config(tmp_path / "c.yaml", [f"s_lr={text}", f"weight_decay={text}"])
+    assert cfg.s_lr == pytest.approx(1e-4) and cfg.weight_decay == pytest.approx(1e-4)
+    assert isinstance(cfg.s_lr, float)
+    assert load_config(p, ["steps=1e3"]).steps == 1000
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("tasks=999", r"tasks must be in 1\.\.10 for uci, got 999"),
+        ("tasks=-1", r"tasks must be an integer >= 1 \(or null\), got -1"),
+        ("tasks=0", r"tasks must be an integer >= 1 \(or null\), got 0"),
+        ("s_lr=-0.1", r"s_lr must be a number > 0 \(or null\), got -0.1"),
+        ("weight_decay=-1e-4", r"weight_decay must be a number >= 0, got -0.0001"),
+        ("steps=1.5", r"steps must be an integer >= 1, got 1.5"),
+        ("threads=0", r"threads must be an integer >= 1 \(or null\), got 0"),
+        ("lr=abc", r"lr must be a number > 0, got 'abc'"),
+        ("lr=", r"lr must be a number > 0, got ''"),
+        ("steps=true", r"steps must be an integer >= 1, got True"),
+        ("dropout=1", r"dropout must be a number in \[0, 1\), got 1"),
+        ("compile=maybe", r"compile must be true or false, got 'maybe'"),
+        ("ordering=hard", r"ordering must be one of single, parallel, permuted, soft, got 'hard'"),
+        ("fractions=[0.8,0.2,0.0]", r"fractions must be a list of numbers in \(0, 1\), got \[0.8, 0.2, 0"),
+        ("fractions=[0.5,0.5]", r"fractions must be three numbers"),
+        ("checkpoint_every=125", r"checkpoint_every \(125\) must be a multiple of eval_every \(50\)"),
+        ("device=gpu0", r"device must be a torch device"),
+    ],
+)
+def test_bad_values_name_the_key_the_value_and_what_is_allowed(override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        benchmark_config("uci", overrides=[override])
+
+
+def test_task_counts_per_benchmark() -> None:
+    with pytest.raises(ValueError, match=r"tasks must be in 1\.\.45 for mnist"):
+        Config(benchmark="mnist", tasks=46)
+    with pytest.raises(ValueError, match=r"tasks must be in 1\.\.30 for omniglot"):
+        Config(benchmark="omniglot", alphabet_set="background", tasks=31)
+    assert Config(benchmark="synthetic", tasks=500).tasks == 500
+
+
+def test_cuda_without_a_gpu_is_a_clear_error() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="device=cuda but no CUDA GPU is visible here; use device=cpu"):
+        Config(device="cuda")
+
+
+@pytest.mark.parametrize("path", ["/data/run#1", "x: y", "null", "~/with space", "a=b"])
+def test_paths_are_taken_literally(path: str) -> None:
+    cfg, _ = benchmark_config("uci", overrides=[f"data_dir={path}"])
+    assert cfg.data_dir == path
+
+
+def test_command_line_wins_over_the_per_ordering_section() -> None:
+    """uci.yaml sets soft: {dropout: 0.0, soft_norm: l2}; --set dropout=0.3 must win (no crash)."""
+    cfg, per = benchmark_config("uci", overrides=["dropout=0.3"])
+    soft = cfg.replace(**per["soft"])
+    assert soft.dropout == 0.3 and soft.soft_norm == "l2"
+    cfg, per = benchmark_config("mnist", overrides=["s_lr=1e-2"])
+    assert cfg.replace(**per["soft"]).s_lr == 0.01
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", r"is empty; a config names at least its benchmark"),
+        ("- benchmark: uci\n", r"expected a mapping of key: value, got a list"),
+        ("benchmark: uci\nlr: [0.1\n", r"c.yaml: line \d+ is not valid YAML"),
+        ("lr: 0.1\n", r"no benchmark key"),
+        ("benchmark: uci\nquick: 3\n", r"'quick' must be a mapping"),
+    ],
+)
+def test_bad_files_are_named(tmp_path: Path, text: str, message: str) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        benchmark_config("", path=p)
 
 
 @pytest.mark.parametrize("name", ["mnist", "uci", "synthetic", "omniglot"])
@@ -53,4 +133,7 @@ def test_unknown_ordering_section(tmp_path: Path) -> None:
         benchmark_config("uci", path=p)
     p.write_text("benchmark: uci\norderings:\n  soft: {slr: 0.1}\n")
     with pytest.raises(ValueError, match="unknown key"):
+        benchmark_config("uci", path=p)
+    p.write_text("benchmark: uci\norderings:\n  soft: {lr: -1}\n")
+    with pytest.raises(ValueError, match=r"orderings\.soft: lr must be a number > 0"):
         benchmark_config("uci", path=p)

@@ -10,8 +10,9 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from softorder.experiments.benchmarks import build_net, load_tasks
-from softorder.experiments.compare import benchmark_config, compare
+from softorder.experiments.compare import compare
 from softorder.nn.banks import Dropout
+from softorder.train.config import benchmark_config
 from softorder.train.loop import train
 from softorder.train.metrics import evaluate
 from softorder.train.trials import TrialGroup, check_stackable, train_trials

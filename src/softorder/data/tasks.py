@@ -36,6 +36,12 @@ class TaskData:
     def __post_init__(self) -> None:
         for split in SPLITS:
             x, y = self.split(split)
+            if x.shape[0] == 0:  # an empty split would be scored as perfect (0 errors of 0)
+                sizes = ", ".join(f"{s} {self.split(s)[0].shape[0]}" for s in SPLITS)
+                raise ValueError(
+                    f"task {self.name!r}: the {split} split is empty ({sizes} rows); give it a larger "
+                    f"fraction of the data"
+                )
             if x.shape[0] != y.shape[0]:
                 raise ValueError(
                     f"task {self.name!r}: {split} split has {x.shape[0]} inputs but "

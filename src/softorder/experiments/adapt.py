@@ -32,6 +32,7 @@ import torch
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
 from softorder.train.config import Config, parse_overrides
+from softorder.train.rundir import RunDir
 
 MODES = ("soft", "parallel", "scratch")
 BANK_PREFIX = "core.bank."
@@ -55,7 +56,12 @@ def load_source(run_dir: str | Path) -> tuple[Config, dict[str, torch.Tensor]]:
     from softorder.train.config import load_config
 
     cfg = load_config(cfg_path)
-    state = torch.load(best, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(best, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or not a torch file
+        raise ValueError(f"{best} is unreadable ({type(e).__name__}); train the source run again") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{best} holds a {type(state).__name__}, not a softorder network state")
     bank = {k[len(BANK_PREFIX):]: v for k, v in state.items() if k.startswith(BANK_PREFIX)}
     if not bank:
         raise ValueError(f"{best} holds no {BANK_PREFIX}* weights: it is not a softorder network state")
@@ -93,7 +99,7 @@ def _adapt_config(source: Config, mode: str, num_tasks: int, overrides: dict[str
         changes.update(ordering="parallel", depth=None)
     else:  # no sharing between the new tasks: each one trains its own network from scratch
         changes.update(ordering="single", depth=None)
-    return source.replace(**changes, **overrides)
+    return source.replace(**{**changes, **overrides})
 
 
 def _freeze_bank(net: MultiTaskNet, bank: dict[str, torch.Tensor], run_dir: Path) -> None:
@@ -131,8 +137,7 @@ def adapt(
     source, bank = load_source(run_dir)
     cfg = _adapt_config(source, mode, len(tasks), dict(cfg_overrides or {}))
     out = Path(out) if out is not None else run_dir / "adapt" / mode
-    if (out / "checkpoint.pt").exists():
-        raise FileExistsError(f"{out} already holds a run; choose another --out or delete it")
+    RunDir(out).start_fresh()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -284,7 +289,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
-    seed = int(overrides.get("seed", source.seed))  # the new tasks' splits, shots and init
+    seed = source.replace(**overrides).seed  # the new tasks' splits, shots and init
     all_tasks = new_tasks_for(source, benchmark, args.new_tasks, args.skip, args.data_dir, seed)
     other = new_alphabet_set(source)
     if benchmark == "omniglot" and other:  # the adapted runs' configs name the set they came from

@@ -22,37 +22,16 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from softorder.nn.orderings import ORDERINGS
+from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
 from softorder.train.checkpoint import atomic_write_bytes, write_json
-from softorder.train.config import Config, builtin_config, parse_overrides
-from softorder.train.metrics import mean_ci95, paired_test
+from softorder.train.config import Config, read_mapping
+from softorder.train.rundir import RunDir
 
 EXTRA_KEYS = ("quick", "orderings")
 VECTORISED = ("uci", "mnist", "synthetic")  # dense benchmarks whose trials stack by default
 # Longest first in the pool: soft runs every layer at every depth.
 _COST = {"soft": 0, "single": 1, "parallel": 2, "permuted": 3}
-
-
-def benchmark_config(
-    benchmark: str, quick: bool = False, overrides: Sequence[str] = (), path: str | Path | None = None
-) -> tuple[Config, dict[str, dict[str, Any]]]:
-    """The shipped (or given) YAML of a benchmark: its base config (with the ``quick:`` section
-    applied when asked) and the per-ordering overrides of its ``orderings:`` section."""
-    path = Path(path) if path else builtin_config(benchmark)
-    data = yaml.safe_load(path.read_text()) or {}
-    quick_part, per_ordering = data.pop("quick", {}) or {}, data.pop("orderings", {}) or {}
-    if quick:
-        data.update(quick_part)
-    data.update(parse_overrides(list(overrides)))
-    unknown = sorted(set(per_ordering) - set(ORDERINGS))
-    if unknown:
-        raise ValueError(f"{path}: unknown ordering(s) {unknown} under 'orderings'; choose from {ORDERINGS}")
-    cfg = Config.from_dict(data, source=str(path))
-    for part in per_ordering.values():  # validate early: unknown keys fail before any run
-        cfg.replace(**(part or {}))
-    return cfg, {k: dict(v or {}) for k, v in per_ordering.items()}
 
 
 @functools.lru_cache(maxsize=4)
@@ -93,11 +72,15 @@ def _die_with_parent() -> None:
 
 
 def _check_config(cfg: Config, out: Path) -> None:
-    config_file = out / "config.yaml"
-    if config_file.exists() and Config.from_dict(yaml.safe_load(config_file.read_text())) != cfg:
-        raise FileExistsError(
-            f"{out} holds a run with a different config; use another --out or delete that folder"
-        )
+    """A trial folder that holds a run (to reuse or resume) must hold a run of ``cfg``."""
+    run = RunDir(out)
+    if run.started() and run.config.exists():
+        theirs = Config.from_dict(read_mapping(run.config), source=str(run.config))
+        if theirs != cfg:
+            raise FileExistsError(
+                f"{out} holds a run with a different config ({', '.join(theirs.differences(cfg))}); "
+                "use another --out or delete that folder"
+            )
 
 
 def _run_one(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[str, Any]:
@@ -107,14 +90,13 @@ def _run_one(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[st
 
     if threads:
         torch.set_num_threads(threads)
-    cfg = Config.from_dict(cfg_dict)
-    _check_config(cfg, Path(out))
-    result_file = Path(out) / "result.json"
-    if result_file.exists():
-        return json.loads(result_file.read_text())
-    resume = (Path(out) / "checkpoint.pt").exists()
+    cfg, run = Config.from_dict(cfg_dict), RunDir(out)
+    _check_config(cfg, run.path)
+    if run.finished():
+        return json.loads(run.result.read_text())
+    resume = run.checkpoint.exists()
     tasks = None if cfg.benchmark == "celeba" else _tasks(_data_key(cfg))  # celeba streams its images
-    return train(cfg, out, tasks=tasks, resume=resume, quiet=True)
+    return train(cfg, out, tasks=tasks, resume=resume, quiet=True, clean=True)
 
 
 def _run_group(cfg_dicts: list[dict[str, Any]], outs: list[str], threads: int | None) -> list[dict[str, Any]]:
@@ -139,8 +121,7 @@ def _units(
     fresh: dict[str, list[tuple[str, int, Config, Path]]] = {}
     for job in jobs:
         o, _, _, d = job
-        started = (d / "result.json").exists() or (d / "checkpoint.pt").exists()
-        if vectorise and not started:
+        if vectorise and not RunDir(d).started():
             fresh.setdefault(o, []).append(job)
         else:
             units.append(("one", [job]))
@@ -166,8 +147,12 @@ def compare(
     bad = [o for o in orderings if o not in ORDERINGS]
     if bad:
         raise ValueError(f"unknown ordering(s) {bad}; choose from {', '.join(ORDERINGS)}")
+    if not orderings:
+        raise ValueError(f"no orderings to compare; name some of {', '.join(ORDERINGS)}")
     if trials < 1:
         raise ValueError(f"trials must be at least 1, got {trials}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     out = Path(out)
     per_ordering = per_ordering or {}
     jobs = []
@@ -282,8 +267,9 @@ def results_markdown(s: dict[str, Any]) -> str:
     ]
     for o, m in s["methods"].items():
         lines.append(
-            f"| {o} | {100 * m['test_error_mean']:.2f} ± {100 * m['test_error_ci95']:.2f} | "
-            f"{m['test_loss_mean']:.4f} ± {m['test_loss_ci95']:.4f} | {100 * m['val_error_mean']:.2f} | "
+            f"| {o} | {fmt_pm(m['test_error_mean'], m['test_error_ci95'], 100)} | "
+            f"{fmt_pm(m['test_loss_mean'], m['test_loss_ci95'], digits=4)} | "
+            f"{100 * m['val_error_mean']:.2f} | "
             f"{m['best_step_mean']:.0f} |"
         )
     if s["comparisons"]:
@@ -299,7 +285,7 @@ def results_markdown(s: dict[str, Any]) -> str:
             unit = " pp" if scale == 100 else ""
             lines.append(
                 f"| soft vs {c['b']} | {c['metric']} | {scale * c['mean_diff']:+.3f}{unit} | "
-                f"{c['wins']}/{c['losses']} | {c['p_value']:.3g} | {c['p_wilcoxon']:.3g} |"
+                f"{c['wins']}/{c['losses']} | {fmt_p(c['p_value'])} | {fmt_p(c['p_wilcoxon'])} |"
             )
     names = s["task_names"]
     lines += [

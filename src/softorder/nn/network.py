@@ -94,6 +94,11 @@ class MultiTaskNet(nn.Module):
     def _check_input(self, task: int, x: Tensor) -> None:
         if not isinstance(x, Tensor):
             raise ValueError(f"task {task}: expected a tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise ValueError(f"task {task}: expected a floating-point input, got {x.dtype} (use x.float())")
+        where = next(self.parameters()).device
+        if x.device != where:
+            raise ValueError(f"task {task}: the input is on {x.device} but the network is on {where}")
         self.encoders.check_input(task, x)
         if self.check_finite and not bool(torch.isfinite(x).all()):
             raise ValueError(f"task {task}: input contains NaN or inf values")
@@ -113,6 +118,11 @@ class MultiTaskNet(nn.Module):
             raise ValueError(
                 f"expected {len(tasks)} logits and targets, got {len(logits)} and {len(targets)}"
             )
+        for t, z, y in zip(tasks, logits, targets):  # shapes and dtypes only: no device sync
+            if y.shape[0] == 0:
+                raise ValueError(f"task {t}: the batch is empty (a mean loss over 0 rows is NaN)")
+            if y.shape[0] != z.shape[0]:
+                raise ValueError(f"task {t}: {y.shape[0]} labels for {z.shape[0]} rows of logits")
         if check:
             for t, y in zip(tasks, targets):
                 self.decoders.check_target(t, y)

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from softorder.report import plots
+from softorder.stats import fmt_p, fmt_pm
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -74,18 +75,23 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "" if value is None else str(value)
 
 
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}"
+
+
+def _diff(c: dict[str, Any]) -> str:
+    d = c.get("mean_diff")
+    if d is None:
+        return ""
+    return f"{100 * d:+.2f} pp" if c.get("metric") == "test_error" else f"{d:+.4f}"
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") -> str:
     """An escaped HTML table; floats shown with 4 decimals."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(v))}</td>" for v in row) + "</tr>\n" for row in rows)
     attr = f' class="{_e(cls)}"' if cls else ""
     return f"<table{attr}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table>\n"
-
-
-def _pm(mean: Any, half: Any) -> str:
-    if mean is None:
-        return ""
-    return f"{float(mean):.4f} ± {float(half or 0.0):.4f}"
 
 
 class _Page:
@@ -160,9 +166,11 @@ def _run_report(run: Path, page: _Page) -> Any:
 def _methods_table(results: dict[str, Any]) -> str:
     rows = []
     for method, m in results["methods"].items():
-        rows.append([method, _pm(m.get("test_error_mean"), m.get("test_error_ci95")),
-                     _pm(m.get("test_loss_mean"), m.get("test_loss_ci95")), len(m.get("trials") or [])])
-    return table(["method", "test error (mean ± CI95)", "test loss (mean ± CI95)", "trials"], rows, "results")
+        rows.append([method, fmt_pm(m.get("test_error_mean"), m.get("test_error_ci95"), 100),
+                     fmt_pm(m.get("test_loss_mean"), m.get("test_loss_ci95"), digits=4),
+                     len(m.get("trials") or [])])
+    header = ["method", "test error % (mean ± 95% CI)", "test loss (mean ± 95% CI)", "trials"]
+    return table(header, rows, "results")
 
 
 def _compare_report(cdir: Path, page: _Page) -> Any:
@@ -173,14 +181,14 @@ def _compare_report(cdir: Path, page: _Page) -> Any:
     comps = results.get("comparisons") or []
     if comps:
         page.h2("Comparisons")
-        page.add(table(["a", "b", "metric", "mean diff (a − b)", "p-value", "test"],
-                       [[c.get("a"), c.get("b"), c.get("metric"), c.get("mean_diff"), c.get("p_value"),
+        page.add(table(["a", "b", "metric", "mean diff (a − b; errors in pp)", "p-value", "test"],
+                       [[c.get("a"), c.get("b"), c.get("metric"), _diff(c), fmt_p(c.get("p_value")),
                          c.get("test")] for c in comps], "comparisons"))
     first = results["methods"][methods[0]]["per_task_error_mean"]
     names = results.get("task_names") or [f"task{t}" for t in range(len(first))]
-    page.h2("Per task: mean test error")
+    page.h2("Per task: mean test error %")
     page.add(table(["task", *methods],
-                   [[n, *(results["methods"][m]["per_task_error_mean"][t] for m in methods)]
+                   [[n, *(_pct(results["methods"][m]["per_task_error_mean"][t]) for m in methods)]
                     for t, n in enumerate(names)], "per-task"))
     page.plot("per_task.png", "test error per task and method (bars: 95% CI over trials)",
               lambda out: plots.plot_per_task(cdir, out))
@@ -201,8 +209,8 @@ def _compare_report(cdir: Path, page: _Page) -> Any:
 def _sweep_report(sdir: Path, page: _Page) -> Any:
     table_ = plots.sweep_table(sdir)
     Ts = sorted({t for pts in table_.values() for t, _, _ in pts})
-    page.h2("Mean test error vs number of tasks")
-    cells = {(m, t): _pm(mean, ci) for m, pts in table_.items() for t, mean, ci in pts}
+    page.h2("Mean test error % vs number of tasks")
+    cells = {(m, t): fmt_pm(mean, ci, 100) for m, pts in table_.items() for t, mean, ci in pts}
     page.add(table(["method", *(f"T={t}" for t in Ts)],
                    [[m, *(cells.get((m, t), "") for t in Ts)] for m in table_], "results"))
     page.plot("sweep.png", "mean test error vs number of tasks (bars: 95% CI over trials)",
@@ -213,9 +221,9 @@ def _sweep_report(sdir: Path, page: _Page) -> Any:
     names = results.get("task_names") or []
     methods = list(results["methods"])
     if names:
-        page.h2(f"Per task at T={T}: mean test error")
+        page.h2(f"Per task at T={T}: mean test error %")
         page.add(table(["task", *methods],
-                       [[n, *(results["methods"][m]["per_task_error_mean"][t] for m in methods)]
+                       [[n, *(_pct(results["methods"][m]["per_task_error_mean"][t]) for m in methods)]
                         for t, n in enumerate(names)], "per-task"))
     return plots.load_compare(points[0][1]).get("config")
 

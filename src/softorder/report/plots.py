@@ -34,6 +34,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from softorder.stats import error_bars, mean_ci95
+
 PathLike = str | Path
 
 
@@ -156,9 +158,13 @@ def _grid(n: int, max_cols: int = 5) -> tuple[int, int]:
 
 
 def _ci95(values: Sequence[float]) -> float:
-    """Half-width of a normal-approximation 95% interval of the mean (0 for fewer than 2 values)."""
-    v = np.asarray(values, dtype=float)
-    return float(1.96 * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+    """Half-width of the 95% Student-t interval of the mean (``softorder.stats``; 0 for one value)."""
+    return mean_ci95(values)[1] or 0.0
+
+
+def _bounds(key: str) -> tuple[float, float]:
+    """Where a metric lives: an error rate in [0, 1], a loss in [0, inf)."""
+    return (0.0, 1.0) if "error" in key else (0.0, math.inf)
 
 
 # -- S plots (Sec. 5, Fig. 4) -------------------------------------------------------------------
@@ -277,7 +283,7 @@ def plot_learning_curves(
             lo, hi = vals.min(0), vals.max(0)
         else:
             half = np.array([_ci95(vals[:, i]) for i in range(vals.shape[1])])
-            lo, hi = mean - half, mean + half
+            lo, hi = np.clip(mean - half, *_bounds(key)), np.clip(mean + half, *_bounds(key))
         (line,) = ax.plot(steps, mean, label=f"{method} (n={len(vals)})")
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
         drawn += 1
@@ -331,7 +337,7 @@ def plot_per_task(compare_dir: PathLike, out: PathLike) -> Path:
                 f"{T} tasks; rerun the comparison"
             )
         trials = per_task_trials(compare_dir, method, results)
-        err = [_ci95(trials[:, t]) for t in range(T)] if len(trials) > 1 else None
+        err = error_bars(mean, [_ci95(trials[:, t]) for t in range(T)]) if len(trials) > 1 else None
         ax.bar(x + (i - (M - 1) / 2) * width, mean, width, yerr=err, capsize=2, label=method)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=45 if T > 6 else 0, ha="right" if T > 6 else "center", fontsize=7)
@@ -341,13 +347,13 @@ def plot_per_task(compare_dir: PathLike, out: PathLike) -> Path:
     return save_figure(fig, out)
 
 
-def sweep_table(sweep_dir: PathLike) -> dict[str, list[tuple[int, float, float]]]:
-    """``{method: [(T, test_error_mean, test_error_ci95), ...]}`` over a sweep dir."""
+def sweep_table(sweep_dir: PathLike) -> dict[str, list[tuple[int, float, float | None]]]:
+    """``{method: [(T, test_error_mean, test_error_ci95 or None), ...]}`` over a sweep dir."""
     table: dict[str, list[tuple[int, float, float]]] = {}
     for T, cdir in sweep_points(sweep_dir):
         for method, m in load_compare(cdir)["methods"].items():
             table.setdefault(method, []).append(
-                (T, float(m["test_error_mean"]), float(m.get("test_error_ci95") or 0.0))
+                (T, float(m["test_error_mean"]), m.get("test_error_ci95"))
             )
     return table
 
@@ -357,7 +363,7 @@ def plot_sweep(sweep_dir: PathLike, out: PathLike) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for method, points in sweep_table(sweep_dir).items():
         t, mean, ci = zip(*points)
-        ax.errorbar(t, mean, yerr=ci, marker="o", capsize=3, label=method)
+        ax.errorbar(t, mean, yerr=error_bars(mean, ci), marker="o", capsize=3, label=method)
     ax.set_xlabel("number of tasks T")
     ax.set_ylabel("mean test error")
     ax.legend(fontsize=8)

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
@@ -39,16 +38,11 @@ from softorder.nn.backbones import WEIGHTS_HELP, celeba_net
 from softorder.nn.network import MultiTaskNet
 from softorder.train import distributed
 from softorder.train.accel import wrap_model
-from softorder.train.checkpoint import (
-    CHECKPOINT,
-    atomic_write_bytes,
-    load_checkpoint,
-    save_checkpoint,
-    write_json,
-)
+from softorder.train.checkpoint import load_checkpoint, save_checkpoint, write_json
 from softorder.train.config import Config
-from softorder.train.loop import check_losses, make_optimizer
+from softorder.train.loop import apply_optimizer_settings, check_losses, check_resume, make_optimizer
 from softorder.train.metrics import autocast, run_result, validation_record
+from softorder.train.rundir import RunDir
 
 Batch = tuple[Tensor, Tensor]
 
@@ -124,10 +118,8 @@ class CelebATrainer:
     """One CelebA run in ``out`` (the files of ``loop.Trainer``; Sec. 4.4)."""
 
     def __init__(self, cfg: Config, net: MultiTaskNet, out: Path, quiet: bool = False) -> None:
-        if cfg.checkpoint_every % cfg.eval_every:
-            raise ValueError(f"checkpoint_every ({cfg.checkpoint_every}) must be a multiple of "
-                             f"eval_every ({cfg.eval_every})")
         self.cfg, self.net, self.out, self.quiet = cfg, net, Path(out), quiet
+        self.run_dir = RunDir(out)
         self.device = torch.device(cfg.device)
         self.net.to(self.device)
         if cfg.channels_last:  # the conv backbone on NHWC activations (tensor cores)
@@ -159,18 +151,17 @@ class CelebATrainer:
 
     def resume(self) -> None:
         """Continue from ``checkpoint.pt``; the interrupted epoch restarts (see the module doc)."""
-        ckpt = load_checkpoint(self.out / CHECKPOINT)
+        ckpt = load_checkpoint(self.run_dir.checkpoint)
+        check_resume(ckpt["config"], self.cfg, int(ckpt["step"]))
         self.net.load_state_dict(ckpt["model"], strict=True)
         self.opt.load_state_dict(ckpt["optimizer"])
+        apply_optimizer_settings(self.opt, self.cfg)
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.epoch, self.best = int(ckpt["step"]), int(ckpt["epoch"]), ckpt["best"]
         torch.set_rng_state(ckpt["torch_rng"])
         if ckpt["cuda_rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-        log = self.out / "metrics.jsonl"  # forget records logged after the checkpoint
-        if log.exists():
-            keep = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
-            atomic_write_bytes(log, "".join(ln + "\n" for ln in keep).encode())
+        self.run_dir.trim_metrics(self.step)  # forget records logged after the checkpoint
 
     # -- the loop ----------------------------------------------------------------------------
     def next_batch(self) -> Batch:
@@ -195,7 +186,8 @@ class CelebATrainer:
         losses = self.net.losses(logits, list(y.unbind(1)), check=False)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(losses.sum()).backward()
-        check_losses(losses, self.names, self.step + 1, self.out / CHECKPOINT, what="attribute")
+        ckpt = self.run_dir.checkpoint
+        check_losses(losses, self.names, self.step + 1, ckpt if ckpt.exists() else None, what="attribute")
         self.scaler.step(self.opt)
         self.scaler.update()
         return losses.detach()
@@ -204,16 +196,15 @@ class CelebATrainer:
         """Train to ``cfg.steps``; write the run directory and return the result."""
         from torch.utils.tensorboard import SummaryWriter
 
-        cfg, out = self.cfg, self.out
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
-        writer = SummaryWriter(str(out / "tb"), purge_step=self.step + 1 if self.step else None)
+        cfg, run = self.cfg, self.run_dir
+        run.write_config(cfg.to_dict())
+        writer = SummaryWriter(str(run.tb), purge_step=self.step + 1 if self.step else None)
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"celeba/{cfg.ordering}", dynamic_ncols=True,
                    disable=self.quiet or not sys.stderr.isatty())
         acc = torch.zeros(self.net.num_tasks, device=self.device)
         n_acc, start, images = 0, time.perf_counter(), 0
         self.model.train()
-        with open(out / "metrics.jsonl", "a") as log, contextlib.closing(writer):
+        with open(run.metrics, "a") as log, contextlib.closing(writer):
             while self.step < cfg.steps:
                 acc += self.train_step()
                 n_acc += 1
@@ -230,7 +221,7 @@ class CelebATrainer:
                     acc.zero_()
                     n_acc = 0
                     if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                        save_checkpoint(out / CHECKPOINT, self.state())
+                        save_checkpoint(run.checkpoint, self.state())
         bar.close()
         return self.finish(time.perf_counter() - start)
 
@@ -260,7 +251,7 @@ class CelebATrainer:
         p, cl = self.cfg.precision, self.cfg.channels_last
         test_loss, test_error = evaluate_celeba(self.net, self.loaders["test"], self.device, p, cl)
         val_loss, val_error = evaluate_celeba(self.net, self.loaders["val"], self.device, p, cl)
-        save_checkpoint(self.out / "best.pt", self.best["state"])
+        save_checkpoint(self.run_dir.best, self.best["state"])
         self.net.load_state_dict(final)
         test_acc = [1.0 - e for e in test_error]
         result = {
@@ -272,7 +263,7 @@ class CelebATrainer:
             "mean_test_accuracy": sum(test_acc) / len(test_acc),
             "eval_images": {s: len(self.loaders[s].dataset) for s in ("val", "test")},  # type: ignore[arg-type]
         }
-        write_json(self.out / "result.json", result)
+        write_json(self.run_dir.result, result)
         return result
 
 
@@ -296,7 +287,9 @@ def build_celeba_net(cfg: Config, load_weights: bool = True) -> MultiTaskNet:
     )
 
 
-def train_celeba(cfg: Config, out: str | Path, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
+def train_celeba(
+    cfg: Config, out: str | Path, resume: bool = False, quiet: bool = False, clean: bool = False
+) -> dict[str, Any]:
     """Train one CelebA run of ``cfg`` into ``out`` (Sec. 4.4); returns the result (also in
     ``out/result.json``). ``resume=True`` continues from ``out/checkpoint.pt``."""
     if distributed.env_world_size() > 1:
@@ -306,8 +299,7 @@ def train_celeba(cfg: Config, out: str | Path, resume: bool = False, quiet: bool
     if weights is not None and not resume and not weights.is_file():  # fail before loading any data
         raise FileNotFoundError(f"backbone weights file {weights} does not exist; {WEIGHTS_HELP}")
     out = Path(out)
-    if not resume and (out / CHECKPOINT).exists():
-        raise FileExistsError(f"{out} already holds a run; pass --resume {out} or choose another --out")
+    RunDir(out).check_writable() if resume else RunDir(out).start_fresh(clean)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)

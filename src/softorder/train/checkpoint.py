@@ -12,10 +12,11 @@ from typing import Any
 import torch
 
 from softorder.atomic import atomic_write, atomic_write_bytes, write_json
+from softorder.train.rundir import RunDir
 
 __all__ = ["atomic_write", "atomic_write_bytes", "load_checkpoint", "save_checkpoint", "write_json"]
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = RunDir.CHECKPOINT
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

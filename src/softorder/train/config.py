@@ -1,18 +1,75 @@
-"""Run configuration: one flat, typed record loaded from YAML, with ``--set key=value`` overrides.
+"""Run configuration: one flat, typed record read from YAML, with ``--set key=value`` overrides.
 
-Unknown keys are an error that names the key and lists the valid ones.
+This is the one config reader. Every key has a type and an allowed range (:func:`key` below); a
+config is checked as a whole when it is built, so a wrong value is an error naming the key, what
+was given and what is allowed, before any data is read or any file written. Values written as
+text (``--set lr=1e-4``, ``lr: 3e-3`` in a file) are numbers in every common notation; values of
+text keys (paths, names) are taken literally, never parsed. Unknown keys are an error that names
+the key and lists the valid ones.
+
+Precedence, lowest first: the benchmark's YAML, its ``quick:`` section (with ``--quick``), its
+per-ordering section ``orderings: {soft: {...}}``, and the command line (``--set``, ``--data-dir``,
+…), which always wins (:func:`benchmark_config`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from softorder.nn.orderings import ORDERINGS
+from softorder.nn.orderings import ORDERINGS, SOFT_NORMS
+
+BENCHMARKS = ("mnist", "uci", "omniglot", "synthetic", "celeba")
+#: The most tasks each benchmark has (``tasks`` must be in 1..this; None: no limit).
+MAX_TASKS: dict[str, int | None] = {"mnist": 45, "uci": 10, "celeba": 40, "synthetic": None}
+ALPHABET_SET_SIZES = {"all": 50, "background": 30, "evaluation": 20}  # omniglot's official sets
+#: Keys ``softorder train --resume RUN --set key=value`` may change: they are applied to the
+#: resumed run (and recorded in its config.yaml). Every other key defines the run and is refused.
+RESUMABLE = frozenset({
+    "steps", "lr", "s_lr", "weight_decay", "eval_every", "checkpoint_every", "batch_size",
+    "device", "precision", "compile", "channels_last", "threads", "data_dir", "num_workers",
+})
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Type and range of one key: ``kind`` int | float | bool | str | floats (a list of floats)."""
+
+    kind: str
+    optional: bool = False
+    ge: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def allowed(self) -> str:
+        parts = [{"int": "an integer", "float": "a number", "bool": "true or false",
+                  "str": "text", "floats": "a list of numbers"}[self.kind]]
+        if self.choices:
+            parts = [f"one of {', '.join(self.choices)}"]
+        low = ("[", self.ge) if self.ge is not None else ("(", self.gt)
+        high = ("]", self.le) if self.le is not None else (")", self.lt)
+        if low[1] is not None and high[1] is not None:
+            parts.append(f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}")
+        elif low[1] is not None:
+            parts.append(f"{'>=' if low[0] == '[' else '>'} {low[1]:g}")
+        elif high[1] is not None:
+            parts.append(f"{'<=' if high[0] == ']' else '<'} {high[1]:g}")
+        return " ".join(parts) + (" (or null)" if self.optional else "")
+
+
+def key(default: Any, kind: str, **rule: Any) -> Any:
+    """A config field: its default (a tuple default becomes a fresh list) and its :class:`Rule`."""
+    make = {"default_factory": lambda: list(default)} if isinstance(default, tuple) else {"default": default}
+    return field(metadata={"rule": Rule(kind, **rule)}, **make)
 
 
 @dataclass
@@ -20,64 +77,77 @@ class Config:
     """Every setting of a run. Benchmark-specific keys are ignored by other benchmarks."""
 
     # what to learn
-    benchmark: str = "mnist"
-    data_dir: str | None = None
-    tasks: int | None = None  # number of tasks (mnist, omniglot); None = the benchmark's default
-    seed: int = 0
+    benchmark: str = key("mnist", "str", choices=BENCHMARKS)
+    data_dir: str | None = key(None, "str", optional=True)
+    tasks: int | None = key(None, "int", optional=True, ge=1)  # None = the benchmark's default
+    seed: int = key(0, "int", ge=0)
     # model (Sec. 3.3)
-    ordering: str = "soft"
-    width: int = 64
-    num_layers: int = 4
-    depth: int | None = None  # soft ordering only; None = num_layers
-    encoder: str = "learned"  # learned | frozen
-    dropout: float = 0.5
-    init: str = "torch"  # torch | he
-    temperature: float = 1.0
-    soft_norm: str = "none"  # none | l2: rescale the soft mixture (see SoftOrdering.weights)
+    ordering: str = key("soft", "str", choices=ORDERINGS)
+    width: int = key(64, "int", ge=1)
+    num_layers: int = key(4, "int", ge=1)
+    depth: int | None = key(None, "int", optional=True, ge=1)  # soft ordering only; None = num_layers
+    encoder: str = key("learned", "str", choices=("learned", "frozen"))
+    dropout: float = key(0.5, "float", ge=0, lt=1)
+    init: str = key("torch", "str", choices=("torch", "he"))
+    temperature: float = key(1.0, "float", gt=0)
+    soft_norm: str = key("none", "str", choices=SOFT_NORMS)  # rescale the soft mixture (SoftOrdering)
     # optimisation
-    steps: int = 2000
-    batch_size: int = 32  # per task and process: torchrun with N processes draws N × this per task
-    lr: float = 1e-3
-    s_lr: float | None = None  # learning rate of S; None = lr
-    weight_decay: float = 0.0
-    eval_every: int = 100
-    checkpoint_every: int = 500
-    select: str = "val_loss"  # val_loss | val_error: which validation metric picks the kept weights
-    device: str = "cpu"
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a GradScaler)
-    compile: bool = False  # torch.compile the model for the training step
-    channels_last: bool = False  # conv nets: NHWC activations in the core (for CUDA tensor cores)
-    threads: int | None = None
+    steps: int = key(2000, "int", ge=1)
+    batch_size: int = key(32, "int", ge=1)  # per task and process: torchrun with N processes draws N ×
+    lr: float = key(1e-3, "float", gt=0)
+    s_lr: float | None = key(None, "float", optional=True, gt=0)  # learning rate of S; None = lr
+    weight_decay: float = key(0.0, "float", ge=0)
+    eval_every: int = key(100, "int", ge=1)
+    checkpoint_every: int = key(500, "int", ge=1)  # a multiple of eval_every
+    select: str = key("val_loss", "str", choices=("val_loss", "val_error"))  # picks the kept weights
+    device: str = key("cpu", "str")
+    precision: str = key("fp32", "str", choices=("fp32", "bf16", "fp16"))  # fp16 adds a GradScaler
+    compile: bool = key(False, "bool")  # torch.compile the model for the training step
+    channels_last: bool = key(False, "bool")  # conv nets: NHWC activations in the core (CUDA)
+    threads: int | None = key(None, "int", optional=True, ge=1)
     # data
-    fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # uci train/val/test
-    max_train_per_task: int | None = None
-    max_eval_per_task: int | None = None
-    image_size: int = 105  # omniglot
-    test_fraction: float = 0.2  # omniglot
-    alphabet_set: str = "all"  # omniglot: all 50 | background 30 | evaluation 20 (official split)
-    channels: int = 53  # omniglot conv width
-    padding: int = 0  # omniglot conv padding
+    fractions: list[float] = key((0.6, 0.2, 0.2), "floats", gt=0, lt=1)  # uci train/val/test
+    max_train_per_task: int | None = key(None, "int", optional=True, ge=1)
+    max_eval_per_task: int | None = key(None, "int", optional=True, ge=1)
+    image_size: int = key(105, "int", ge=1)  # omniglot
+    test_fraction: float = key(0.2, "float", gt=0, lt=1)  # omniglot
+    alphabet_set: str = key("all", "str", choices=tuple(ALPHABET_SET_SIZES))  # omniglot: 50 | 30 | 20
+    channels: int = key(53, "int", ge=1)  # omniglot conv width
+    padding: int = key(0, "int", ge=0)  # omniglot conv padding
     # celeba (Sec. 4.4); image_size above is its input size too (224 for ResNet-50), and
     # max_train_per_task / max_eval_per_task cap its train / val and test images
-    num_workers: int = 2  # DataLoader processes decoding JPEGs (0: decode in the training process)
-    backbone_weights: str | None = None  # local torchvision ResNet-50 ImageNet state_dict (.pth)
-    pretrained_download: bool = False  # download torchvision's IMAGENET1K_V2 weights (needs network)
-    small_backbone: bool = False  # a tiny conv trunk instead of ResNet-50 (tests, CPU smoke runs)
+    num_workers: int = key(2, "int", ge=0)  # DataLoader processes decoding JPEGs (0: in-process)
+    backbone_weights: str | None = key(None, "str", optional=True)  # local ResNet-50 state_dict
+    pretrained_download: bool = key(False, "bool")  # download IMAGENET1K_V2 weights (needs network)
+    small_backbone: bool = key(False, "bool")  # a tiny conv trunk instead of ResNet-50 (tests)
 
     def __post_init__(self) -> None:
-        if self.ordering not in ORDERINGS:
-            raise ValueError(f"unknown ordering {self.ordering!r}; choose one of {', '.join(ORDERINGS)}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"unknown precision {self.precision!r}; choose fp32, bf16 or fp16")
-        if self.select not in ("val_loss", "val_error"):
-            raise ValueError(f"unknown select {self.select!r}; choose val_loss or val_error")
-        if self.alphabet_set not in ("all", "background", "evaluation"):
+        for f in fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), f.metadata["rule"]))
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """Rules that involve several keys."""
+        if self.checkpoint_every % self.eval_every:
             raise ValueError(
-                f"unknown alphabet_set {self.alphabet_set!r}; choose all, background or evaluation"
+                f"checkpoint_every ({self.checkpoint_every}) must be a multiple of "
+                f"eval_every ({self.eval_every})"
             )
-        for key in ("steps", "batch_size", "eval_every", "checkpoint_every", "width", "num_layers"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if len(self.fractions) != 3 or not math.isclose(sum(self.fractions), 1.0, abs_tol=1e-6):
+            raise ValueError(
+                f"fractions must be three numbers (train, validation, test), each in (0, 1), summing to 1; "
+                f"got {self.fractions}"
+            )
+        omniglot = self.benchmark == "omniglot"
+        most = ALPHABET_SET_SIZES[self.alphabet_set] if omniglot else MAX_TASKS[self.benchmark]
+        if self.tasks is not None and most is not None and self.tasks > most:
+            raise ValueError(f"tasks must be in 1..{most} for {self.benchmark}, got {self.tasks}")
+        if self.depth is not None and self.depth != self.num_layers and self.ordering != "soft":
+            raise ValueError(
+                f"depth ({self.depth}) may differ from num_layers ({self.num_layers}) only for soft "
+                f"ordering, not {self.ordering}"
+            )
+        _check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -90,31 +160,135 @@ class Config:
             raise ValueError(
                 f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
             )
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}" if source != "config" else str(e)) from None
 
     def replace(self, **changes: Any) -> Config:
         return Config.from_dict({**self.to_dict(), **changes})
 
+    def differences(self, other: Config) -> list[str]:
+        """The keys whose values differ from ``other``'s."""
+        a, b = self.to_dict(), other.to_dict()
+        return [k for k in a if a[k] != b[k]]
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config and apply ``key=value`` overrides (values parsed as YAML)."""
+
+# -- values ----------------------------------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 as PyYAML reads it, except that ``1e-4`` and ``3E5`` are numbers (YAML 1.2)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """Parse YAML text; a syntax error names ``source`` and the line."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{source}:{where} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
+
+
+def _coerce(name: str, value: Any, rule: Rule) -> Any:
+    """``value`` as ``rule.kind``, checked against the rule's range; an error says what was given
+    and what is allowed."""
+    if isinstance(value, str) and rule.kind != "str":
+        value = read_yaml(value, f"value of {name}") if value.strip() else value
+    if value is None:
+        if rule.optional:
+            return None
+        raise ValueError(f"{name} must be {rule.allowed()}, got null")
+    bad = ValueError(f"{name} must be {rule.allowed()}, got {value!r}")
+    if rule.kind == "floats":
+        if not isinstance(value, list | tuple):
+            raise bad
+        items = [_number(name, v, "float", rule, bad) for v in value]
+        return items
+    if rule.kind == "str":
+        if not isinstance(value, str):
+            raise bad
+        if rule.choices and value not in rule.choices:
+            raise bad
+        return value
+    if rule.kind == "bool":
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    return _number(name, value, rule.kind, rule, bad)
+
+
+def _number(name: str, value: Any, kind: str, rule: Rule, bad: ValueError) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad
+    if kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise bad
+        value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise bad
+    if (
+        (rule.ge is not None and value < rule.ge)
+        or (rule.gt is not None and value <= rule.gt)
+        or (rule.lt is not None and value >= rule.lt)
+        or (rule.le is not None and value > rule.le)
+    ):
+        raise bad
+    return value
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be a torch device (cpu, cuda, cuda:1, …), got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device} but no CUDA GPU is visible here; use device=cpu")
+
+
+# -- files and overrides ---------------------------------------------------------------------
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """The key: value mapping of a YAML config file; an empty file, a list or bad YAML is an error
+    that names the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a config file")
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path.read_text(), str(path))
+    if data is None:
+        raise ValueError(f"{path} is empty; a config names at least its benchmark (e.g. benchmark: uci)")
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of key: value, got {type(data).__name__}")
-    data.update(parse_overrides(overrides or []))
+        raise ValueError(f"{path}: expected a mapping of key: value, got a {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read a YAML config and apply ``key=value`` overrides."""
+    data = read_mapping(path)
+    data.update(parse_overrides(overrides))
     return Config.from_dict(data, source=str(path))
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    """``["lr=1e-4", ...]`` as ``{"lr": "1e-4"}``; the text is converted by the key's type
+    (numbers, lists and booleans are parsed, text keys such as paths are taken literally)."""
+    out: dict[str, str] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
             raise ValueError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        out[name.strip()] = value
     return out
 
 
@@ -125,3 +299,35 @@ def builtin_config(benchmark: str) -> Path:
         names = sorted(p.stem for p in path.parent.glob("*.yaml") if not p.stem.endswith("-quick"))
         raise ValueError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(names)}")
     return path
+
+
+def benchmark_config(
+    benchmark: str,
+    quick: bool = False,
+    overrides: Sequence[str] | dict[str, Any] = (),
+    path: str | Path | None = None,
+) -> tuple[Config, dict[str, dict[str, Any]]]:
+    """The shipped (or given) YAML of a benchmark: its base config (``quick:`` applied when
+    asked, then the command-line ``overrides``) and the per-ordering settings of its
+    ``orderings:`` section, without the keys the command line sets (the command line wins).
+    ``cfg.replace(**per[ordering])`` is the run of one ordering."""
+    path = Path(path) if path else builtin_config(benchmark)
+    data = read_mapping(path)
+    if "benchmark" not in data:
+        raise ValueError(f"{path}: no benchmark key; add one of: {', '.join(BENCHMARKS)}")
+    quick_part, per_ordering = data.pop("quick", None) or {}, data.pop("orderings", None) or {}
+    for name, part in (("quick", quick_part), ("orderings", per_ordering)):
+        if not isinstance(part, dict):
+            raise ValueError(f"{path}: '{name}' must be a mapping, got a {type(part).__name__}")
+    if quick:
+        data.update(quick_part)
+    given = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    data.update(given)
+    unknown = sorted(set(per_ordering) - set(ORDERINGS))
+    if unknown:
+        raise ValueError(f"{path}: unknown ordering(s) {unknown} under 'orderings'; choose from {ORDERINGS}")
+    cfg = Config.from_dict(data, source=str(path))
+    per = {o: {k: v for k, v in (part or {}).items() if k not in given} for o, part in per_ordering.items()}
+    for o, part in per.items():  # validate early: unknown keys and bad values fail before any run
+        Config.from_dict({**cfg.to_dict(), **part, "ordering": o}, source=f"{path}, orderings.{o}")
+    return cfg, per

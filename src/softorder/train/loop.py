@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 from tqdm import tqdm
 
@@ -31,9 +30,10 @@ from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
 from softorder.train import distributed
 from softorder.train.accel import wrap_model
-from softorder.train.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
-from softorder.train.config import Config
+from softorder.train.checkpoint import load_checkpoint, save_checkpoint, write_json
+from softorder.train.config import RESUMABLE, Config
 from softorder.train.metrics import as_input, autocast, evaluate, run_result, validation_record
+from softorder.train.rundir import RunDir
 
 
 class TrainingDiverged(RuntimeError):
@@ -44,11 +44,11 @@ def check_losses(
     losses: Tensor, names: Sequence[str], step: int, checkpoint: Path | None, what: str = "task"
 ) -> None:
     """Raise :class:`TrainingDiverged` naming the first task whose loss is NaN or inf
-    (``checkpoint`` None: the run keeps no checkpoint, so nothing of it was written)."""
+    (``checkpoint``: the last good checkpoint; None when none was written)."""
     bad = ~torch.isfinite(losses.detach())
     if bool(bad.any()):
         t = int(bad.nonzero()[0, 0])
-        kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "nothing of it was written"
+        kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written"
         raise TrainingDiverged(
             f"loss of {what} {t} ({names[t]}) is {float(losses[t].detach())} at step {step}; "
             f"{kept} (try a lower lr)"
@@ -113,6 +113,34 @@ def make_optimizer(net: MultiTaskNet, cfg: Config) -> torch.optim.Optimizer:
         return torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
 
 
+def apply_optimizer_settings(opt: torch.optim.Optimizer, cfg: Config) -> None:
+    """Set the learning rates and weight decay of ``cfg`` on a (resumed) optimizer's groups."""
+    for group in opt.param_groups:
+        if group.get("name") == "S":
+            group["lr"] = cfg.s_lr or cfg.lr
+        else:
+            group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
+
+
+def check_resume(saved: dict[str, Any], cfg: Config, step: int) -> list[str]:
+    """The keys in which ``cfg`` changes the checkpoint's config ``saved``; an error naming the
+    key when one of them defines the run (model, data, seed, …) or ``steps`` is below ``step``."""
+    old = Config.from_dict(saved, source="the checkpoint's config")
+    changed = old.differences(cfg)
+    for k in changed:
+        if k not in RESUMABLE:
+            raise ValueError(
+                f"--resume cannot change {k} ({getattr(old, k)!r} -> {getattr(cfg, k)!r}): it defines "
+                "the run; "
+                f"start a new run with --out (resumable keys: {', '.join(sorted(RESUMABLE))})"
+            )
+    if cfg.steps < step:
+        raise ValueError(
+            f"steps={cfg.steps} is below the {step} steps the run has already trained; give steps >= {step}"
+        )
+    return changed
+
+
 class Trainer:
     """One run in ``out`` (``config.yaml``, ``metrics.jsonl``, ``tb/``, ``checkpoint.pt``,
     ``result.json``)."""
@@ -120,14 +148,10 @@ class Trainer:
     def __init__(
         self, cfg: Config, net: MultiTaskNet, tasks: Sequence[TaskData], out: Path, quiet: bool = False
     ) -> None:
-        if cfg.checkpoint_every % cfg.eval_every:
-            raise ValueError(
-                f"checkpoint_every ({cfg.checkpoint_every}) must be a multiple of "
-                f"eval_every ({cfg.eval_every})"
-            )
         if len(tasks) != net.num_tasks:
             raise ValueError(f"the net has {net.num_tasks} tasks but {len(tasks)} were given")
         self.cfg, self.net, self.tasks, self.out, self.quiet = cfg, net, list(tasks), Path(out), quiet
+        self.run_dir = RunDir(out)
         self.device = distributed.select_device(cfg.device)
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.net.to(self.device)
@@ -180,16 +204,18 @@ class Trainer:
         """Write ``checkpoint.pt`` from rank 0 (collective: call it on every rank)."""
         state = self.state()
         if self.rank == 0:
-            save_checkpoint(self.out / CHECKPOINT, state)
+            save_checkpoint(self.run_dir.checkpoint, state)
 
     def resume(self) -> None:
         """Continue from ``checkpoint.pt``. Rank 0 reads it and hands it to every rank (no shared
         file system needed); a checkpoint of any world size loads, bit-for-bit when the world size
         is the same. The global batch is ``world_size × batch_size``: keep it equal to continue the
         same run (e.g. ``--set batch_size=64`` on 1 process for a run of 2 × 32)."""
-        ckpt = distributed.on_main(lambda: load_checkpoint(self.out / CHECKPOINT))
+        ckpt = distributed.on_main(lambda: load_checkpoint(self.run_dir.checkpoint))
+        changed = check_resume(ckpt["config"], self.cfg, int(ckpt["step"]))
         self.net.load_state_dict(ckpt["model"], strict=True)
         self.opt.load_state_dict(ckpt["optimizer"])
+        apply_optimizer_settings(self.opt, self.cfg)
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step, self.best = int(ckpt["step"]), ckpt["best"]
         for s, st in zip(self.samplers, ckpt["samplers"], strict=True):
@@ -207,6 +233,10 @@ class Trainer:
         else:  # a rank the checkpoint did not have: a fresh stream, distinct per rank and step
             torch.manual_seed(distributed.rank_seed(self.cfg.seed, self.rank, self.step))
         if self.rank == 0:
+            if changed:
+                old = ckpt["config"]
+                said = ", ".join(f"{k} {old.get(k)!r} -> {getattr(self.cfg, k)!r}" for k in changed)
+                print(f"softorder: resuming with {said} (recorded in config.yaml)", file=sys.stderr)
             if saved_world != self.world_size:
                 print(
                     f"softorder: resuming a checkpoint of {saved_world} process(es) on {self.world_size}: "
@@ -214,12 +244,7 @@ class Trainer:
                     file=sys.stderr,
                 )
             # Forget metrics logged after the checkpoint: they will be recomputed identically.
-            log = self.out / "metrics.jsonl"
-            if log.exists():
-                keep = [
-                    ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step
-                ]
-                log.write_text("".join(ln + "\n" for ln in keep))
+            self.run_dir.trim_metrics(self.step)
 
     # -- the loop ----------------------------------------------------------------------------
     def train_step(self) -> Tensor:
@@ -241,7 +266,8 @@ class Trainer:
         self.scaler.scale(losses.sum()).backward()
         if self.world_size > 1:
             distributed.finish_mean(seen, work)
-        check_losses(seen, [t.name for t in self.tasks], self.step + 1, self.out / CHECKPOINT)
+        ckpt = self.run_dir.checkpoint
+        check_losses(seen, [t.name for t in self.tasks], self.step + 1, ckpt if ckpt.exists() else None)
         self.scaler.step(self.opt)
         self.scaler.update()
         return seen.detach()
@@ -250,12 +276,11 @@ class Trainer:
         """Train to ``cfg.steps`` and return the result (on every rank; rank 0 writes the files)."""
         from torch.utils.tensorboard import SummaryWriter
 
-        cfg, out, main = self.cfg, self.out, self.rank == 0
+        cfg, main = self.cfg, self.rank == 0
         writer: Any = None
         if main:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-            writer = SummaryWriter(str(out / "tb"), purge_step=self.step + 1 if self.step else None)
+            self.run_dir.write_config(cfg.to_dict())
+            writer = SummaryWriter(str(self.run_dir.tb), purge_step=self.step + 1 if self.step else None)
         bar = tqdm(
             total=cfg.steps,
             initial=self.step,
@@ -265,7 +290,7 @@ class Trainer:
         )
         acc, n_acc, start = torch.zeros(len(self.tasks), device=self.device), 0, time.perf_counter()
         self.model.train()
-        with open(out / "metrics.jsonl", "a") if main else contextlib.nullcontext() as log:
+        with open(self.run_dir.metrics, "a") if main else contextlib.nullcontext() as log:
             while self.step < cfg.steps:
                 acc += self.train_step()
                 n_acc += 1
@@ -333,14 +358,15 @@ def finish_run(
 ) -> dict[str, Any]:
     """Score the best-on-validation weights ``best["state"]`` (loaded into ``net``) on test and
     validation, write ``best.pt`` and ``result.json`` (last: its presence marks a finished run)."""
+    run = RunDir(out)
     net.load_state_dict(best["state"])
     test = evaluate(net, tasks, "test", precision=cfg.precision)
     val = evaluate(net, tasks, "val", precision=cfg.precision)
-    torch.save(best["state"], out / "best.pt")
+    save_checkpoint(run.best, best["state"])
     names = [t.name for t in tasks]
     result = run_result(cfg.benchmark, cfg.ordering, cfg.seed, names, best["step"], steps, test, val, elapsed)
     result.update(extra)
-    write_json(out / "result.json", result)
+    write_json(run.result, result)
     return result
 
 
@@ -350,20 +376,25 @@ def train(
     tasks: Sequence[TaskData] | None = None,
     resume: bool = False,
     quiet: bool = False,
+    clean: bool = False,
 ) -> dict[str, Any]:
     """Train one run of ``cfg`` into ``out``; returns the result (also in ``out/result.json``).
 
-    Launched by torchrun with several processes, this joins the process group and trains with
-    DistributedDataParallel (every rank returns rank 0's result; only rank 0 writes ``out``)."""
+    A fresh run refuses a folder that holds another run's files, or (``clean=True``, for folders
+    the caller owns) removes them first. Launched by torchrun with several processes, this joins
+    the process group and trains with DistributedDataParallel (every rank returns rank 0's
+    result; only rank 0 writes ``out``)."""
     from softorder.experiments.benchmarks import build_net, load_tasks
 
     if cfg.benchmark == "celeba":  # one image batch for all 40 attribute tasks (Sec. 4.4)
         from softorder.train.celeba import train_celeba
 
-        return train_celeba(cfg, out, resume=resume, quiet=quiet)
+        return train_celeba(cfg, out, resume=resume, quiet=quiet, clean=clean)
     created = distributed.setup(cfg.device)
     try:
         out = Path(distributed.broadcast_object(str(out)))  # rank 0's directory (default names hold a time)
+        run = RunDir(out)
+        distributed.on_main(run.check_writable if resume else lambda: run.start_fresh(clean))
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -373,13 +404,6 @@ def train(
         trainer = Trainer(cfg, net, tasks, out, quiet=quiet)
         if resume:
             trainer.resume()
-        else:
-            distributed.on_main(lambda: _check_fresh(out))
         return trainer.run()
     finally:
         distributed.teardown(created)
-
-
-def _check_fresh(out: Path) -> None:
-    if (out / CHECKPOINT).exists():
-        raise FileExistsError(f"{out} already holds a run; pass --resume {out} or choose another --out")

@@ -1,13 +1,11 @@
-"""Per-task evaluation and the statistics used to compare methods over trials."""
+"""Per-task evaluation and the records a run writes (statistics over trials: ``softorder.stats``)."""
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -51,46 +49,6 @@ def evaluate(
         errors.append(wrong / n)
     net.train(was_training)
     return losses, errors
-
-
-def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% Student-t confidence interval (0 for one value)."""
-    a = np.asarray(values, dtype=float)
-    if a.size == 0:
-        raise ValueError("mean_ci95 needs at least one value")
-    if a.size == 1:
-        return float(a[0]), 0.0
-    from scipy import stats  # imported on use: it adds a second to every process start
-
-    half = stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size)
-    return float(a.mean()), float(half)
-
-
-def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int | str]:
-    """Paired two-sided t-test of ``a - b`` over trials (and the Wilcoxon signed-rank p-value)."""
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if x.shape != y.shape:
-        raise ValueError(f"paired test needs equal trial counts, got {x.size} and {y.size}")
-    d = x - y
-    out: dict[str, float | int | str] = {
-        "mean_diff": float(d.mean()),
-        "n": int(d.size),
-        "test": "paired t",
-        "wins": int((d < 0).sum()),
-        "losses": int((d > 0).sum()),
-    }
-    if d.size < 2 or np.allclose(d, d[0]):
-        out["p_value"] = 1.0 if np.allclose(d, 0) else float("nan")
-        out["p_wilcoxon"] = out["p_value"]
-        return out
-    from scipy import stats
-
-    out["p_value"] = float(stats.ttest_rel(x, y).pvalue)
-    try:
-        out["p_wilcoxon"] = float(stats.wilcoxon(x, y).pvalue)
-    except ValueError:
-        out["p_wilcoxon"] = float("nan")
-    return out
 
 
 def run_result(

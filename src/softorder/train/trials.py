@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +28,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
@@ -38,10 +36,10 @@ from softorder.nn.heads import Decoders
 from softorder.nn.network import MultiTaskNet
 from softorder.nn.orderings import HardOrdering
 from softorder.train import distributed
-from softorder.train.checkpoint import CHECKPOINT
 from softorder.train.config import Config
 from softorder.train.loop import TaskSampler, check_losses, finish_run, log_tensorboard
 from softorder.train.metrics import as_input, autocast, evaluate, validation_record
+from softorder.train.rundir import RunDir
 
 
 def check_stackable(cfgs: Sequence[Config]) -> None:
@@ -84,8 +82,9 @@ class TrialGroup:
         self.cfgs, self.outs = list(cfgs), [Path(o) for o in outs]
         self.task_sets = [list(ts) for ts in task_sets]
         for out in self.outs:
-            if (out / CHECKPOINT).exists() or (out / "result.json").exists():
+            if RunDir(out).started():
                 raise FileExistsError(f"{out} already holds a run; choose another output folder")
+            RunDir(out).check_writable(create=False)  # a group writes nothing until it has finished
         cfg = self.cfg = self.cfgs[0]
         self.device = distributed.select_device(cfg.device)
         self.nets: list[MultiTaskNet] = []
@@ -261,10 +260,11 @@ class TrialGroup:
         from torch.utils.tensorboard import SummaryWriter
 
         c, out, tasks = self.cfgs[r], self.outs[r], self.task_sets[r]
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(c.to_dict(), sort_keys=False))
-        (out / "metrics.jsonl").write_text("".join(json.dumps(rec) + "\n" for rec in records))
-        with SummaryWriter(str(out / "tb")) as writer:
+        run = RunDir(out)
+        run.start_fresh(clean=True)  # leftovers of an interrupted group (no checkpoint: not resumable)
+        run.write_config(c.to_dict())
+        run.write_metrics(records)
+        with SummaryWriter(str(run.tb)) as writer:
             for rec in records:
                 log_tensorboard(writer, rec, [t.name for t in tasks])
         return finish_run(c, self.view, tasks, out, best, c.steps, elapsed, vectorised_trials=len(self.cfgs))
