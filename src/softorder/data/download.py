@@ -10,11 +10,9 @@ Other benchmarks (e.g. Omniglot, Sec. 4.3) add their entries to the same ``DATAS
 A download that cannot reach its URL or write its folder raises one ``ValueError`` naming the
 URL or path and the fix, and removes the folders it created.
 
-The loaders verify what they read through :func:`verify_local` (a registered file's checksum,
-once per process) and their own structural checks; :func:`verification_enabled` is the one
-switch that turns the checksum and the official-count checks off: ``verify=False`` in Python,
-or ``SOFTORDER_NO_VERIFY=1`` (for your own, differing copies of a data set). Caches derived
-from the data go to :func:`cache_root`, never into the data directory.
+Loaders check local files with :func:`verify_local` (registered checksum, once per process);
+:func:`verification_enabled` is the one switch (``verify=False``, or ``SOFTORDER_NO_VERIFY=1``
+for your own copies) that skips checksums and official counts. Caches go to :func:`cache_root`.
 """
 
 from __future__ import annotations
@@ -216,9 +214,7 @@ def _digests(path: Path, sha256: str | None, md5: str | None) -> dict[str, str]:
     return {name: h.hexdigest() for name, h in hashers.items()}
 
 
-def _compare(
-    got: dict[str, str], sha256: str | None, md5: str | None, label: str | Path, fix: str
-) -> None:
+def _compare(got: dict[str, str], sha256: str | None, md5: str | None, label: str | Path, fix: str) -> None:
     for algo, expected in (("sha256", sha256), ("md5", md5)):
         if expected is not None and got[algo] != expected.lower():
             raise ValueError(
@@ -227,13 +223,8 @@ def _compare(
             )
 
 
-def _check(
-    path: Path,
-    sha256: str | None,
-    md5: str | None,
-    label: str | Path,
-    fix: str = "delete it and download again",
-) -> None:
+def _check(path: Path, sha256: str | None, md5: str | None, label: str | Path,
+           fix: str = "delete it and download again") -> None:
     _compare(_digests(path, sha256, md5), sha256, md5, label, fix)
 
 
