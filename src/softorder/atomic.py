@@ -1,22 +1,43 @@
 """Atomic file writes: a temp file in the same folder, then a rename. A reader sees the old file
-or the complete new one, never a half-written one (also after SIGKILL)."""
+or the complete new one, never a half-written one (also after SIGKILL).
+
+Files get the usual permissions, ``0o666`` less the process umask (``0644`` under umask
+``022``), like any file the user creates: the temp file is opened with mode ``0o666`` so the
+kernel applies the umask (``tempfile.mkstemp`` would make every file ``0600``).
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_ATTEMPTS = 100
+
+
+def _open_temp(path: Path) -> tuple[int, Path]:
+    """Create a new, uniquely named temp file beside ``path`` (mode 0o666 less the umask)."""
+    for _ in range(_ATTEMPTS):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, _FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name beside {path} after {_ATTEMPTS} attempts")
+
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write ``path`` through ``write(file)`` into a temp file in the same folder, then rename:
-    the file is either the old one or complete, never half-written."""
+    the file is either the old one or complete, never half-written. An exception from
+    ``write`` removes the temp file and leaves ``path`` as it was."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _open_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -24,7 +45,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

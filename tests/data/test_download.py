@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import os
+import socket
 import threading
 import urllib.error
 from collections.abc import Iterator
@@ -89,6 +90,9 @@ def test_download_verifies_and_writes(served: tuple[_Server, Path], tmp_path: Pa
     assert download(f"{server.url}/toy/a.bin", dest, sha256=sha, md5=md5) == dest
     assert dest.read_bytes() == PAYLOAD
     assert _files(dest.parent) == ["a.bin"]  # no temp file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~umask  # the user's umask, not 0600
     assert verify_file(dest, sha256=sha)
     assert verify_file(dest, md5=md5.upper())
     assert not verify_file(dest, sha256="0" * 64)
@@ -111,9 +115,78 @@ def test_checksum_mismatch_leaves_nothing(served: tuple[_Server, Path], tmp_path
 def test_http_error_leaves_nothing(served: tuple[_Server, Path], tmp_path: Path) -> None:
     server, _ = served
     dest = tmp_path / "out" / "missing.bin"
-    with pytest.raises(urllib.error.HTTPError):
-        download(f"{server.url}/toy/missing.bin", dest)
-    assert _files(dest.parent) == []
+    url = f"{server.url}/toy/missing.bin"
+    with pytest.raises(ValueError, match=rf"could not download {url}: HTTP 404") as info:
+        download(url, dest)
+    assert isinstance(info.value.__cause__, urllib.error.HTTPError)
+    assert not (tmp_path / "out").exists()  # the folder it made is gone again
+
+
+def _closed_port() -> int:
+    """A local TCP port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_url_is_one_clean_error_and_leaves_no_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from softorder.cli import main
+
+    monkeypatch.setitem(DATASETS, "toy", [RemoteFile("https://example.invalid/a.bin", "toy/deep/a.bin",
+                                                     sha256=hashlib.sha256(PAYLOAD).hexdigest())])
+    base = f"http://127.0.0.1:{_closed_port()}"
+    root = tmp_path / "data"
+    with pytest.raises(ValueError, match=rf"could not download {base}/toy/deep/a\.bin: .*refused.*"
+                                         r"check your network") as info:
+        fetch("toy", root, base_url=base)
+    assert str(root / "toy" / "deep" / "a.bin") in str(info.value)  # where to put it by hand
+    assert not root.exists()  # no empty folders left behind
+    (tmp_path / "existing").mkdir()
+    rc = main(["data", "download", "toy", "--root", str(tmp_path / "existing"), "--base-url", base])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("softorder: error: could not download") and err.count("\n") == 1
+    assert _files(tmp_path / "existing") == []  # the root itself was there before: kept, empty
+
+
+@pytest.fixture
+def read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder without write bits; for root (who may write anyway) mkdir in it is refused too."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real_mkdir = os.mkdir
+
+        def mkdir(path: str | os.PathLike[str], mode: int = 0o777, **kw: object) -> None:
+            if Path(path).parent == folder:
+                raise PermissionError(13, "Permission denied", str(path))
+            real_mkdir(path, mode)
+
+        monkeypatch.setattr(os, "mkdir", mkdir)
+    try:
+        yield folder
+    finally:
+        folder.chmod(0o755)
+
+
+def test_read_only_root_is_one_clean_error(
+    served: tuple[_Server, Path], read_only: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from softorder.cli import main
+
+    server, _ = served
+    monkeypatch.setitem(DATASETS, "toy", [RemoteFile("https://example.invalid/a.bin", "toy/a.bin",
+                                                     sha256=hashlib.sha256(PAYLOAD).hexdigest())])
+    with pytest.raises(ValueError, match=rf"cannot write {read_only}/toy/a\.bin: Permission denied; "
+                                         r"download into a writable data directory \(--root DIR"):
+        fetch("toy", read_only, base_url=server.url)
+    rc = main(["data", "download", "toy", "--root", str(read_only), "--base-url", server.url])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("softorder: error: cannot write") and err.count("\n") == 1
+    assert _files(read_only) == []
 
 
 def test_fetch_downloads_then_skips(
@@ -197,3 +270,34 @@ def test_cli_data_download_uci_from_local_server(
     assert (tmp_path / iris).read_bytes() == (shared / iris).read_bytes()
     assert main(["data", "download", "cifar", "--root", str(tmp_path)]) == 2
     assert "unknown dataset 'cifar'" in capsys.readouterr().err
+
+
+def test_verify_local_hashes_once_and_names_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "toy" / "a.bin"
+    path.parent.mkdir()
+    path.write_bytes(PAYLOAD)
+    monkeypatch.setitem(DATASETS, "toy", [RemoteFile("https://example.invalid/a.bin", "toy/a.bin",
+                                                     sha256=hashlib.sha256(PAYLOAD).hexdigest())])
+    calls = []
+    real = dl._digests
+    monkeypatch.setattr(dl, "_digests", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.delenv(dl.NO_VERIFY_ENV, raising=False)
+    dl.verify_local(path, tmp_path)
+    dl.verify_local(path, tmp_path)
+    assert len(calls) == 1  # hashed once per process
+    path.write_bytes(PAYLOAD[:-1])  # changed (size and mtime): hashed again, and refused
+    with pytest.raises(ValueError, match=r"checksum mismatch for .*a\.bin.*softorder data download toy "
+                                         r"--root .*SOFTORDER_NO_VERIFY=1 \(verify=False in Python\)"):
+        dl.verify_local(path, tmp_path)
+    dl.verify_local(path, tmp_path, verify=False)
+    monkeypatch.setenv(dl.NO_VERIFY_ENV, "1")
+    dl.verify_local(path, tmp_path)
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        dl.verify_local(path, tmp_path, verify=True)  # an explicit verify=True beats the variable
+    (tmp_path / "other.bin").write_bytes(b"")
+    dl.verify_local(tmp_path / "other.bin", tmp_path, verify=True)  # not registered: unchecked
+    for value, enabled in (("1", False), ("yes", False), ("0", True), ("", True)):
+        monkeypatch.setenv(dl.NO_VERIFY_ENV, value)
+        assert dl.verification_enabled() is enabled and dl.verification_enabled(True)

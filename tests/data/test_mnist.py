@@ -64,7 +64,7 @@ def test_digit_pairs() -> None:
 
 def test_idx_files(idx_dir: tuple[Path, dict[str, np.ndarray]]) -> None:
     root, arrays = idx_dir
-    data = read_mnist(root)
+    data = read_mnist(root, verify=False)  # 12 + 6 images: not the official sizes
     assert [data[s][0].shape for s in ("train", "val", "test")] == [(10, 784), (2, 784), (6, 784)]
     x, y = data["val"]  # the last sixth of train
     np.testing.assert_array_equal(x * 256, arrays["train_x"][10:].reshape(2, -1))
@@ -72,7 +72,7 @@ def test_idx_files(idx_dir: tuple[Path, dict[str, np.ndarray]]) -> None:
     assert data["test"][1].tolist() == arrays["test_y"].tolist()
     assert data["train"][0].min() >= 0 and data["train"][0].max() < 1
 
-    tasks = load_mnist(root, num_tasks=45, seed=0)
+    tasks = load_mnist(root, num_tasks=45, seed=0, verify=False)
     task = next(t for t in tasks if t.name == "0-vs-1")
     assert task.binary and task.num_classes == 2
     assert task.y_train.tolist() == [0, 1] and task.y_val.tolist() == [0, 1]
@@ -84,11 +84,34 @@ def test_idx_bad_magic_and_truncation(idx_dir: tuple[Path, dict[str, np.ndarray]
     labels = root / "mnist" / "t10k-labels-idx1-ubyte"
     _write_idx(labels, arrays["test_y"], IMAGE_MAGIC)  # wrong magic number
     with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte: bad IDX magic number"):
-        read_mnist(root)
+        read_mnist(root, verify=False)
     _write_idx(labels, arrays["test_y"], LABEL_MAGIC)
     labels.write_bytes(labels.read_bytes()[:10])
     with pytest.raises(ValueError, match="truncated"):
         read_idx(labels, LABEL_MAGIC)
+
+
+def test_idx_sizes_labels_and_checksums_verified(
+    idx_dir: tuple[Path, dict[str, np.ndarray]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, arrays = idx_dir
+    with pytest.raises(ValueError, match=r"mnist: \{'train': 12, 'test': 6\} images per split, but MNIST "
+                                         r"has \{'train': 60000, 'test': 10000\}; re-download .*"
+                                         r"SOFTORDER_NO_VERIFY=1"):
+        read_mnist(root)
+    monkeypatch.setattr(mnist, "IDX_SIZES", {"train": 12, "test": 6})  # sizes pass: now the MD5s
+    with pytest.raises(ValueError, match=r"checksum mismatch for .*train-images-idx3-ubyte\.gz: "
+                                         r"expected md5 f68b3c2d"):
+        read_mnist(root)
+    monkeypatch.setenv("SOFTORDER_NO_VERIFY", "1")
+    assert len(read_mnist(root)["test"][1]) == 6
+    labels = root / "mnist" / "t10k-labels-idx1-ubyte"
+    _write_idx(labels, np.array([0, 1, 0, 1, 2, 10]), LABEL_MAGIC)  # not a digit: always an error
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte: labels 0\.\.10 are not digits 0\.\.9"):
+        read_mnist(root, verify=False)
+    _write_idx(labels, arrays["test_y"][:5], LABEL_MAGIC)
+    with pytest.raises(ValueError, match=r"6 images of shape \(28, 28\) and 5 labels"):
+        read_mnist(root, verify=False)
 
 
 def test_nothing_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,10 +137,20 @@ def test_hub_shapes(hub_data: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
 
 
 @needs_hub
+def test_hub_sizes_verified(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert HUB is not None
+    monkeypatch.setattr(mnist, "HUB_SIZES", {"train": 1, "val": 1, "test": 1})
+    with pytest.raises(ValueError, match=r"mnist\.pkl\.gz: \{'train': 50000, 'val': 10000, 'test': 10000\}"
+                                         r" images per split, but MNIST has .*reinstall.*NO_VERIFY"):
+        mnist._read_hub(HUB)
+    assert len(mnist._read_hub(HUB, verify=False)["val"][1]) == 10_000
+
+
+@needs_hub
 def test_load_mnist_tasks(
     hub_data: dict[str, tuple[np.ndarray, np.ndarray]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mnist, "read_mnist", lambda data_dir=None: hub_data)
+    monkeypatch.setattr(mnist, "read_mnist", lambda data_dir=None, verify=None: hub_data)
     tasks = load_mnist(num_tasks=3, seed=5)
     assert [t.name for t in tasks] == [f"{a}-vs-{b}" for a, b in digit_pairs(3, seed=5)]
     for t, (a, b) in zip(tasks, digit_pairs(3, seed=5), strict=True):

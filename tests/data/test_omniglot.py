@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -173,9 +174,10 @@ def synth(tmp_path: Path) -> Path:
 
 
 def test_synthetic_folder_and_zip_agree(tmp_path: Path) -> None:
-    folder = load_omniglot_images(_write_layout(tmp_path / "f", set()), num_workers=1)
-    zipped = load_omniglot_images(_write_layout(tmp_path / "z", set(LAYOUT)), num_workers=2)
-    mixed = load_omniglot_images(_write_layout(tmp_path / "m", {"images_evaluation"}))
+    folder = load_omniglot_images(_write_layout(tmp_path / "f", set()), num_workers=1, verify=False)
+    zipped = load_omniglot_images(_write_layout(tmp_path / "z", set(LAYOUT)), num_workers=2,
+                                  verify=False)
+    mixed = load_omniglot_images(_write_layout(tmp_path / "m", {"images_evaluation"}), verify=False)
     assert folder.alphabets == ["Alpha", "Beta", "Gamma"]
     assert folder.sha256() == zipped.sha256() == mixed.sha256()
     assert folder.images.shape == (140, 1, 105, 105)
@@ -184,11 +186,12 @@ def test_synthetic_folder_and_zip_agree(tmp_path: Path) -> None:
               .nonzero()[0, 0])
     img = folder.images[row, 0]
     assert int(img[10:20, 35:39].min()) == 255 and int(img.sum()) == 255 * 40
-    assert (tmp_path / "f" / "omniglot" / "cache" / "omniglot_105.pt").is_file()
+    assert (default_cache_dir() / "omniglot_105.pt").is_file()
+    assert not (tmp_path / "f" / "omniglot" / "cache").exists()  # never in the data dir
 
 
 def test_synthetic_tasks_and_resize(synth: Path) -> None:
-    tasks = load_omniglot(synth, num_tasks=3, image_size=SIZE, test_fraction=0.2)
+    tasks = load_omniglot(synth, num_tasks=3, image_size=SIZE, test_fraction=0.2, verify=False)
     assert sorted(t.name for t in tasks) == ["Alpha", "Beta", "Gamma"]
     beta = next(t for t in tasks if t.name == "Beta")
     assert beta.num_classes == 3 and beta.x_train.shape == (3 * 14, 1, SIZE, SIZE)
@@ -196,7 +199,7 @@ def test_synthetic_tasks_and_resize(synth: Path) -> None:
     x = to_float(beta.x_test)
     assert x.dtype == torch.float32 and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     with pytest.raises(ValueError, match="num_tasks must be between 1 and 3"):
-        load_omniglot(synth, num_tasks=4, image_size=SIZE)
+        load_omniglot(synth, num_tasks=4, image_size=SIZE, verify=False)
 
 
 def test_unreadable_image_names_file(tmp_path: Path) -> None:
@@ -205,7 +208,7 @@ def test_unreadable_image_names_file(tmp_path: Path) -> None:
     bad.write_bytes(b"\x89PNG truncated")
     with pytest.raises(ValueError, match=r"cannot decode Omniglot image .*Gamma/character02/"
                                          r"0007_05\.png"):
-        load_omniglot_images(root, num_workers=2)
+        load_omniglot_images(root, num_workers=2, verify=False)
     root = _write_layout(tmp_path / "z", set())
     (root / "omniglot" / "images_background" / "Alpha" / "character01" / "0001_03.png"
      ).write_bytes(b"")
@@ -216,29 +219,29 @@ def test_unreadable_image_names_file(tmp_path: Path) -> None:
     shutil.rmtree(src / "images_background")
     with pytest.raises(ValueError, match=r"images_background\.zip:images_background/Alpha/"
                                          r"character01/0001_03\.png"):
-        load_omniglot_images(root, num_workers=1)
-    assert not (src / "cache" / "omniglot_105.pt").exists()  # nothing half-written
+        load_omniglot_images(root, num_workers=1, verify=False)
+    assert not (default_cache_dir() / "omniglot_105.pt").exists()  # nothing half-written
 
 
 def test_corrupt_cache_detected_and_rebuilt(synth: Path) -> None:
-    first = load_omniglot_images(synth, SIZE)
-    cache = default_cache_dir(synth / "omniglot")
-    assert cache == synth / "omniglot" / "cache"
+    first = load_omniglot_images(synth, SIZE, verify=False)
+    cache = default_cache_dir()
+    assert cache == Path(os.environ["SOFTORDER_CACHE_DIR"]) / "omniglot"
     pt = cache / f"omniglot_{SIZE}.pt"
     blob = torch.load(pt, weights_only=True)
     blob["images"][0, 0, 0, 0] ^= 1  # one flipped bit: still a valid file
     torch.save(blob, pt)
     with pytest.warns(RuntimeWarning, match="SHA-256 does not match"):
-        again = load_omniglot_images(synth, SIZE)
+        again = load_omniglot_images(synth, SIZE, verify=False)
     assert again.sha256() == first.sha256()
     pt.write_bytes(pt.read_bytes()[:100])  # truncated file
     with pytest.warns(RuntimeWarning, match="cannot be read"):
-        load_omniglot_images(synth, SIZE)
+        load_omniglot_images(synth, SIZE, verify=False)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert load_omniglot_images(synth, SIZE).sha256() == first.sha256()  # healthy again
+        assert load_omniglot_images(synth, SIZE, verify=False).sha256() == first.sha256()  # healthy
 
 
 def test_split_counts() -> None:
@@ -251,14 +254,63 @@ def test_split_counts() -> None:
         split_counts(20, 1.5, 0.1)
 
 
-def test_read_only_data_dir_caches_elsewhere(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "omniglot"
-    root.mkdir()
-    assert default_cache_dir(root) == root / "cache"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    root.chmod(0o555)
+def test_read_only_data_dir_caches_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A data dir nobody may write (a shared copy) loads; the cache goes to $SOFTORDER_CACHE_DIR."""
+    root = _write_layout(tmp_path / "shared", set(LAYOUT))
+    cache = tmp_path / "my-cache"
+    monkeypatch.setenv("SOFTORDER_CACHE_DIR", str(cache))
+    folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    before = sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+    for p in [*root.rglob("*"), root]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
     try:
-        assert default_cache_dir(root) == tmp_path / "xdg" / "softorder" / "omniglot"
+        first = load_omniglot(root, num_tasks=3, image_size=SIZE, verify=False)
+        assert capsys.readouterr().err == (
+            f"softorder: Omniglot cache written to {cache / 'omniglot' / f'omniglot_{SIZE}.pt'} "
+            f"(set SOFTORDER_CACHE_DIR to move it)\n")
+        again = load_omniglot(root, num_tasks=3, image_size=SIZE, verify=False)
+        assert capsys.readouterr().err == ""  # said once: the cache is reused silently
     finally:
-        root.chmod(0o755)
+        for p in folders:
+            p.chmod(0o755)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) == before
+    assert sorted(p.name for p in (cache / "omniglot").iterdir()) == [f"omniglot_{SIZE}.json",
+                                                                       f"omniglot_{SIZE}.pt"]
+    assert all(torch.equal(a.x_test, b.x_test) for a, b in zip(first, again, strict=True))
+
+
+def test_unwritable_cache_dir_still_loads(synth: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    def refuse(path: Path, write: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(omniglot, "atomic_write", refuse)
+    data = load_omniglot_images(synth, SIZE, verify=False)
+    assert data.images.shape == (140, 1, SIZE, SIZE)
+    err = capsys.readouterr().err
+    assert err.startswith("softorder: cannot write the Omniglot cache") and err.count("\n") == 1
+    assert "Permission denied" in err and "SOFTORDER_CACHE_DIR" in err
+
+
+def test_not_the_official_set_fails_verification(synth: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match=r"Omniglot under .*omniglot is not the official set "
+                                         r"\(53 problem\(s\): Alphabet_of_the_Magi is missing") as info:
+        load_omniglot(synth, num_tasks=3, image_size=SIZE)
+    assert f"softorder data download omniglot --root {synth}" in str(info.value)
+    assert "SOFTORDER_NO_VERIFY=1" in str(info.value)
+    monkeypatch.setenv("SOFTORDER_NO_VERIFY", "1")  # the opt-out, as the message says
+    assert len(load_omniglot(synth, num_tasks=3, image_size=SIZE)) == 3
+    with pytest.raises(ValueError, match="not the official set"):  # now from the cache: still checked
+        load_omniglot(synth, num_tasks=3, image_size=SIZE, verify=True)
+
+
+@real
+def test_real_set_missing_drawings_fails_verification(real_cache: Path) -> None:
+    data = load_omniglot_images(DATA, SIZE, cache_dir=real_cache)
+    keep = ~((data.alphabet == 3) & (data.character == 5) & (data.drawer == 7))
+    damaged = OmniglotImages(data.images[keep], data.alphabet[keep], data.character[keep],
+                             data.drawer[keep], data.alphabets)
+    with pytest.raises(ValueError, match=rf"\(1 problem\(s\): {data.alphabets[3]} has .* 19-20 drawings"):
+        omniglot._check_official(damaged, DATA / "omniglot")
+    omniglot._check_official(data, DATA / "omniglot")  # the real set passes

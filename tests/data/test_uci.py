@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from softorder.data.download import DATASETS, NO_VERIFY_ENV
 from softorder.data.tasks import TaskData
 from softorder.data.uci import (
+    _SPECS,
     UCI_DATASETS,
     load_uci,
     read_uci,
@@ -185,3 +187,86 @@ def test_whitespace_file_copy_parses(data_dir: Path, tmp_path: Path) -> None:
     x, y, _ = read_uci("yeast", tmp_path)
     x0, y0, _ = read_uci("yeast", data_dir)
     assert np.array_equal(x, x0) and np.array_equal(y, y0)
+
+
+# ------------------------------------------------------------------------------ verification
+def _copy(data_dir: Path, tmp_path: Path, name: str) -> Path:
+    """A writable copy of one original UCI file under ``tmp_path`` (the data dir layout)."""
+    src = uci_path(name, data_dir)
+    dest = uci_path(name, tmp_path)
+    dest.parent.mkdir(parents=True)
+    shutil.copy(src, dest)
+    return dest
+
+
+def test_spec_counts_match_the_real_files(data_dir: Path) -> None:
+    """The expected rows and classes in the specs are measured from the original files."""
+    for name in UCI_DATASETS:
+        _, y, classes = read_uci(name, data_dir, verify=True)
+        assert len(y) == _SPECS[name].rows == EXPECTED[name][0], name
+        assert len(classes) == len(_SPECS[name].classes) == EXPECTED[name][2], name
+        assert uci_path(name, data_dir).relative_to(data_dir).as_posix() in {
+            f.path for f in DATASETS["uci"]}, name  # every file has a registered checksum
+
+
+def test_iris_cut_inside_last_field_is_an_error(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file cut inside line 100's label gives class 'Iris-vers' and loses virginica."""
+    dest = _copy(data_dir, tmp_path, "iris")
+    lines = dest.read_text().splitlines(keepends=True)
+    assert lines[99] == "5.7,2.8,4.1,1.3,Iris-versicolor\n"  # the last versicolor row
+    dest.write_text("".join(lines[:99]) + lines[99][: -len("icolor\n")])
+    monkeypatch.setenv(NO_VERIFY_ENV, "1")  # a format error: the opt-out does not hide it
+    for verify in (True, False, None):
+        with pytest.raises(ValueError, match=r"iris\.data, line 100: class 'Iris-vers' is not one of "
+                                             r"Iris-setosa, Iris-versicolor, Iris-virginica") as info:
+            read_uci("iris", tmp_path, verify=verify)
+        assert "softorder data download uci" in str(info.value)
+
+
+def test_wine_cut_inside_last_number_fails_the_checksum(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = _copy(data_dir, tmp_path, "wine")
+    good = read_uci("wine", data_dir)[0]
+    dest.write_bytes(dest.read_bytes()[:-2])  # "...,560\n" -> "...,56"
+    monkeypatch.delenv(NO_VERIFY_ENV, raising=False)
+    with pytest.raises(ValueError, match=r"checksum mismatch for .*wine\.data") as info:
+        load_uci(tmp_path, datasets=("wine",))
+    msg = str(info.value)
+    assert f"softorder data download uci --root {tmp_path}" in msg and "SOFTORDER_NO_VERIFY=1" in msg
+    x, _, _ = read_uci("wine", tmp_path, verify=False)  # the explicit opt-out: your own copy
+    assert x[-1, -1] == 56 and good[-1, -1] == 560
+    monkeypatch.setenv(NO_VERIFY_ENV, "1")
+    assert load_uci(tmp_path, datasets=("wine",))[0].num_classes == 3
+    monkeypatch.setenv(NO_VERIFY_ENV, "0")  # "0" means verify
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        read_uci("wine", tmp_path)
+
+
+def test_missing_rows_and_classes_fail_verification(data_dir: Path, tmp_path: Path) -> None:
+    dest = _copy(data_dir, tmp_path, "wine")
+    lines = dest.read_text().splitlines(keepends=True)
+    dest.write_text("".join(lines[:-10]))  # cut at a line end: every line still parses
+    with pytest.raises(ValueError, match=r"wine\.data has 168 data rows, but UCI's wine has 178"):
+        read_uci("wine", tmp_path)
+    dest.write_text("".join(line for line in lines if not line.startswith("3,")))
+    with pytest.raises(ValueError, match=r"wine\.data has 130 data rows"):
+        read_uci("wine", tmp_path)
+    x, y, classes = read_uci("wine", tmp_path, verify=False)  # own copy: the labels stay put
+    assert classes == ["1", "2", "3"] and sorted(set(y.tolist())) == [0, 1] and len(x) == 130
+
+
+def test_damaged_lines_are_always_errors(data_dir: Path, tmp_path: Path) -> None:
+    dest = _copy(data_dir, tmp_path, "heart_cleveland")
+    lines = dest.read_text().splitlines(keepends=True)
+    for bad, match in [
+        (lines[4].rstrip("\n") + ",1\n", r"line 5: expected 14 columns, found 15"),
+        (lines[4].replace(",", ",x", 1), r"line 5, column 2: 'x.*' is not a number"),
+        (lines[4].rstrip("\n")[:-1] + "7\n", r"line 5: class '7' is not one of 0, 1, 2, 3, 4"),
+    ]:
+        dest.write_text("".join([*lines[:4], bad, *lines[5:]]))
+        for verify in (True, False):
+            with pytest.raises(ValueError, match=rf"processed\.cleveland\.data, {match}"):
+                read_uci("heart_cleveland", tmp_path, verify=verify)

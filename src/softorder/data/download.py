@@ -7,20 +7,32 @@ file into place with :func:`os.replace`, so an interrupted or corrupt download n
 half-written file behind.
 
 Other benchmarks (e.g. Omniglot, Sec. 4.3) add their entries to the same ``DATASETS`` dict.
+A download that cannot reach its URL or write its folder raises one ``ValueError`` naming the
+URL or path and the fix, and removes the folders it created.
+
+Loaders check local files with :func:`verify_local` (registered checksum, once per process);
+:func:`verification_enabled` is the one switch (``verify=False``, or ``SOFTORDER_NO_VERIFY=1``
+for your own copies) that skips checksums and official counts. Caches go to :func:`cache_root`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
-import shutil
-import tempfile
+import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+from softorder.atomic import atomic_write
 
 DATA_DIR_ENV = "SOFTORDER_DATA_DIR"
+CACHE_DIR_ENV = "SOFTORDER_CACHE_DIR"
+NO_VERIFY_ENV = "SOFTORDER_NO_VERIFY"
 _CHUNK = 1 << 20
 
 
@@ -153,12 +165,48 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
     return Path(data_dir).expanduser()
 
 
-def _digests(path: Path, sha256: str | None, md5: str | None) -> dict[str, str]:
+def cache_root() -> Path:
+    """Where derived caches go: ``$SOFTORDER_CACHE_DIR`` if set, else ``~/.cache/softorder/cache``.
+
+    Never the data directory, which may be a read-only shared copy.
+    """
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "softorder" / "cache"
+
+
+# ----------------------------------------------------------------------------- verification
+def verification_enabled(verify: bool | None = None) -> bool:
+    """Whether loaders check checksums and official counts: the one switch.
+
+    ``verify`` when given; else on, unless ``$SOFTORDER_NO_VERIFY`` is set to anything but
+    ``""`` / ``"0"``. Format checks (columns, numbers, known classes) always run.
+    """
+    if verify is not None:
+        return verify
+    return os.environ.get(NO_VERIFY_ENV, "").strip() in ("", "0")
+
+
+def fix_hint(dataset: str, root: Path) -> str:
+    """How to fix a data file that fails verification: re-download, or opt out."""
+    return (
+        f"re-download it with `softorder data download {dataset} --root {root}`, or, to use "
+        f"your own copy as it is, set {NO_VERIFY_ENV}=1 (verify=False in Python)"
+    )
+
+
+def _hashers(sha256: str | None, md5: str | None) -> dict[str, hashlib._Hash]:
     hashers = {}
     if sha256 is not None:
         hashers["sha256"] = hashlib.sha256()
     if md5 is not None:
         hashers["md5"] = hashlib.md5()
+    return hashers
+
+
+def _digests(path: Path, sha256: str | None, md5: str | None) -> dict[str, str]:
+    hashers = _hashers(sha256, md5)
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             for h in hashers.values():
@@ -166,15 +214,18 @@ def _digests(path: Path, sha256: str | None, md5: str | None) -> dict[str, str]:
     return {name: h.hexdigest() for name, h in hashers.items()}
 
 
-def _check(path: Path, sha256: str | None, md5: str | None, label: str | Path) -> None:
-    got = _digests(path, sha256, md5)
+def _compare(got: dict[str, str], sha256: str | None, md5: str | None, label: str | Path, fix: str) -> None:
     for algo, expected in (("sha256", sha256), ("md5", md5)):
         if expected is not None and got[algo] != expected.lower():
             raise ValueError(
                 f"checksum mismatch for {label}: expected {algo} {expected.lower()}, "
-                f"got {got[algo]}; the file is corrupt or not the expected version, "
-                "delete it and download again"
+                f"got {got[algo]}; the file is corrupt or not the expected version: {fix}"
             )
+
+
+def _check(path: Path, sha256: str | None, md5: str | None, label: str | Path,
+           fix: str = "delete it and download again") -> None:
+    _compare(_digests(path, sha256, md5), sha256, md5, label, fix)
 
 
 def verify_file(path: str | Path, sha256: str | None = None, md5: str | None = None) -> bool:
@@ -189,6 +240,108 @@ def verify_file(path: str | Path, sha256: str | None = None, md5: str | None = N
     return True
 
 
+def registered(rel: str) -> tuple[str, RemoteFile] | None:
+    """``(dataset, entry)`` of the registry file at ``rel`` in the data dir, or None."""
+    for name, files in DATASETS.items():
+        for remote in files:
+            if remote.path == rel:
+                return name, remote
+    return None
+
+
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) hashed OK in this process
+
+
+def verify_local(path: Path, root: Path, verify: bool | None = None) -> None:
+    """Check the data file ``path`` (under data dir ``root``) against its registered checksum.
+
+    Each file is hashed once per process (until its size or mtime changes). Files without a
+    registry entry, and every file when :func:`verification_enabled` is off, pass unchecked.
+
+    Raises:
+        ValueError: the checksum differs (the message names the file and how to fix it).
+    """
+    if not verification_enabled(verify):
+        return
+    entry = registered(path.relative_to(root).as_posix())
+    if entry is None:
+        return
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _VERIFIED:
+        return
+    dataset, remote = entry
+    _check(path, remote.sha256, remote.md5, path, fix_hint(dataset, root))
+    _VERIFIED.add(key)
+
+
+# -------------------------------------------------------------------------------- downloads
+def _reason(err: BaseException) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    if isinstance(err, urllib.error.URLError):
+        if not isinstance(err.reason, BaseException):
+            return str(err.reason)
+        err = err.reason
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err) or type(err).__name__
+
+
+def _receiver(
+    url: str, dest: Path, timeout: float, sha256: str | None, md5: str | None
+) -> Callable[[BinaryIO], None]:
+    """``write(out)`` for :func:`atomic_write`: stream ``url`` into ``out``, check the checksum.
+
+    Network failures become one ``ValueError`` naming the URL and the fix; an ``OSError``
+    that escapes comes from writing the local file.
+    """
+
+    def unreachable(err: BaseException) -> ValueError:
+        return ValueError(
+            f"could not download {url}: {_reason(err)}; check your network connection, or "
+            f"download the file by hand and put it at {dest}"
+        )
+
+    def write(out: BinaryIO) -> None:
+        hashers = _hashers(sha256, md5)
+        try:
+            resp = urllib.request.urlopen(url, timeout=timeout)
+        except (OSError, http.client.HTTPException) as err:
+            raise unreachable(err) from err
+        with resp:
+            while True:
+                try:
+                    chunk = resp.read(_CHUNK)
+                except (OSError, http.client.HTTPException) as err:
+                    raise unreachable(err) from err
+                if not chunk:
+                    break
+                out.write(chunk)
+                for h in hashers.values():
+                    h.update(chunk)
+        got = {name: h.hexdigest() for name, h in hashers.items()}
+        fix = "delete it and download again"
+        _compare(got, sha256, md5, f"{dest.name} (downloaded from {url})", fix)
+
+    return write
+
+
+def _new_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first; stops being possible at the first non-empty one
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def download(
     url: str,
     dest: Path,
@@ -198,25 +351,27 @@ def download(
 ) -> Path:
     """Download ``url`` to ``dest`` atomically, verifying the checksum(s) before moving it in.
 
-    The body is streamed to a temp file in ``dest``'s folder; on a checksum mismatch or any
-    error the temp file is deleted, so ``dest`` is either absent/unchanged or complete.
+    The body is streamed to a temp file in ``dest``'s folder (:func:`softorder.atomic.atomic_write`);
+    on a checksum mismatch or any error the temp file and the folders this call created are
+    removed, so ``dest`` is either absent/unchanged or complete.
 
     Raises:
-        ValueError: the downloaded bytes do not match ``sha256`` / ``md5``.
-        OSError: network or file-system failure (``urllib.error.URLError`` is an ``OSError``).
+        ValueError: the downloaded bytes do not match ``sha256`` / ``md5``, the URL cannot be
+            reached (network, HTTP error), or ``dest``'s folder cannot be written; the message
+            names the URL or path and the fix.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    created = _new_folders(dest.parent)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out, _CHUNK)
-        _check(tmp, sha256, md5, f"{dest.name} (downloaded from {url})")
-        os.replace(tmp, dest)
+        atomic_write(dest, _receiver(url, dest, timeout, sha256, md5))
+    except OSError as err:  # network errors were turned into ValueError: this is the disk
+        _remove_empty(created)
+        raise ValueError(
+            f"cannot write {dest}: {_reason(err)}; download into a writable data directory "
+            f"(--root DIR, or set {DATA_DIR_ENV}=DIR)"
+        ) from err
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        _remove_empty(created)
         raise
     return dest
 

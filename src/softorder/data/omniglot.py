@@ -11,12 +11,14 @@ either the zips ``images_background.zip`` / ``images_evaluation.zip`` or the ext
 folders ``images_background/`` / ``images_evaluation/``, each holding
 ``<Alphabet>/characterNN/<id>_<drawer>.png`` (105x105, 1-bit).
 
-All 32,460 PNGs are decoded once into a cache ``omniglot_<size>.pt`` (default
-``<data_dir>/omniglot/cache/``, or ``$XDG_CACHE_HOME/softorder/omniglot`` when the data dir
-is read-only), checked against a SHA-256 recorded in ``omniglot_<size>.json`` on every
-load and rebuilt when it does not match. ``image_size`` other than the native 105 is
+All 32,460 PNGs are decoded once into a cache ``omniglot_<size>.pt`` in
+``$SOFTORDER_CACHE_DIR/omniglot/`` (default ``~/.cache/softorder/cache/omniglot/``; never the
+data dir, which may be read-only), checked against a SHA-256 recorded in ``omniglot_<size>.json``
+on every load and rebuilt when it does not match. ``image_size`` other than the native 105 is
 downsampled with antialiased bilinear interpolation (PIL-equivalent). Decoding uses one
-process per CPU core, split by alphabet.
+process per CPU core, split by alphabet. Zip CRCs and PNG decoding are always checked; the
+decoded set must be the official one (:data:`OMNIGLOT_ALPHABETS`, 20 drawings per character)
+unless ``verify=False`` or ``SOFTORDER_NO_VERIFY=1``. Archive MD5s are checked on download only.
 
 **Image contract.** Images are ``uint8 [n, 1, S, S]`` with the ink *bright*: the official
 black-on-white PNGs are inverted, so background is 0 and strokes are 255. ``TaskData.x_*``
@@ -32,6 +34,7 @@ import json
 import multiprocessing as mp
 import os
 import re
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -44,17 +47,15 @@ from PIL import Image
 from torch import Tensor
 
 from softorder.atomic import atomic_write
-from softorder.data.download import DATASETS
+from softorder.data.download import CACHE_DIR_ENV, cache_root, fix_hint, verification_enabled
 from softorder.data.tasks import TaskData
 
 NATIVE_SIZE = 105
 SETS = ("images_background", "images_evaluation")
 CACHE_VERSION = 1
-# The official archives and their MD5s live in the download registry (``softorder data download
-# omniglot``). Rebuilt copies (like ../shared's) have other MD5s, so only downloads are verified.
-OMNIGLOT_FILES: dict[str, dict[str, str | None]] = {
-    f.path: {"url": f.url, "md5": f.md5} for f in DATASETS["omniglot"]
-}
+# The official archives' MD5s live in the download registry (``softorder data download omniglot``)
+# and are checked there: rebuilt copies (like ../shared's) have other MD5s but the same PNGs.
+_FIELDS = ("images", "alphabet", "character", "drawer", "alphabets")  # OmniglotImages, cached
 
 #: Characters per alphabet in the official set (30 background + 20 evaluation = 1,623).
 OMNIGLOT_ALPHABETS: dict[str, int] = {
@@ -137,10 +138,11 @@ def _sources(root: Path) -> dict[str, Path]:
 
 
 def _fingerprint(src: Path) -> dict[str, object]:
-    """Cheap identity of a source (zip size, or PNG count of a folder) stored with the cache."""
+    """Cheap identity of a source (path, and zip size or PNG count) stored with the cache."""
+    where = str(src.resolve())
     if src.is_dir():
-        return {"set": src.name, "kind": "dir", "pngs": sum(1 for _ in src.rglob("*.png"))}
-    return {"set": src.name.removesuffix(".zip"), "kind": "zip", "bytes": src.stat().st_size}
+        return {"set": src.name, "kind": "dir", "path": where, "pngs": sum(1 for _ in src.rglob("*.png"))}
+    return {"set": src.name.removesuffix(".zip"), "kind": "zip", "path": where, "bytes": src.stat().st_size}
 
 
 def _list_pngs(src: Path, set_name: str) -> dict[str, list[str]]:
@@ -275,17 +277,33 @@ def decode_omniglot(root: str | os.PathLike[str], image_size: int = NATIVE_SIZE,
 
 
 # ------------------------------------------------------------------------------------ cache
-def default_cache_dir(root: Path) -> Path:
-    """``<root>/cache`` if writable, else ``$XDG_CACHE_HOME/softorder/omniglot``.
+def default_cache_dir() -> Path:
+    """``$SOFTORDER_CACHE_DIR/omniglot`` (default ``~/.cache/softorder/cache/omniglot``)."""
+    return cache_root() / "omniglot"
 
-    A folder without write bits counts as read-only even for root (shared data sets).
-    """
-    preferred = root / "cache"
-    probe = preferred if preferred.exists() else root
-    if os.access(probe, os.W_OK) and probe.stat().st_mode & 0o222:
-        return preferred
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "softorder" / "omniglot"
+
+def _check_official(data: OmniglotImages, root: Path) -> None:
+    """The official set: the 50 alphabets of OMNIGLOT_ALPHABETS, 20 drawings per character."""
+    problems = [f"{a} is missing" for a in OMNIGLOT_ALPHABETS if a not in data.alphabets]
+    for i, name in enumerate(data.alphabets):
+        n = torch.bincount(data.character[data.alphabet == i])
+        if len(n) != OMNIGLOT_ALPHABETS.get(name) or bool((n != 20).any()):
+            problems.append(f"{name} has {len(n)} characters of {int(n.min())}-{int(n.max())} drawings")
+    if problems:
+        raise ValueError(f"Omniglot under {root} is not the official set ({len(problems)} problem(s): "
+                         f"{'; '.join(problems[:3])}); {fix_hint('omniglot', root.parent)}")
+
+
+def _write_cache(pt: Path, meta_path: Path, data: OmniglotImages, meta: dict[str, object]) -> None:
+    """Write the cache (sidecar last), saying where; an unwritable cache dir only costs speed."""
+    blob = {k: getattr(data, k) for k in _FIELDS}
+    try:
+        atomic_write(pt, lambda f: torch.save(blob, f))
+        atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        print(f"softorder: Omniglot cache written to {pt} (set {CACHE_DIR_ENV} to move it)", file=sys.stderr)
+    except OSError as e:
+        print(f"softorder: cannot write the Omniglot cache {pt} ({e.strerror or e}); "
+              f"set {CACHE_DIR_ENV} to a writable folder", file=sys.stderr)
 
 
 def _read_cache(pt: Path, meta_path: Path, expect: dict[str, object]) -> OmniglotImages | None:
@@ -297,8 +315,7 @@ def _read_cache(pt: Path, meta_path: Path, expect: dict[str, object]) -> Omniglo
         if any(meta.get(k) != v for k, v in expect.items()):
             return None  # different source / size / format: rebuild silently
         blob = torch.load(pt, map_location="cpu", weights_only=True)
-        data = OmniglotImages(**{k: blob[k] for k in ("images", "alphabet", "character",
-                                                      "drawer", "alphabets")})
+        data = OmniglotImages(**{k: blob[k] for k in _FIELDS})
         if data.sha256() == meta.get("sha256"):
             return data
         reason = "its SHA-256 does not match the sidecar"
@@ -311,31 +328,31 @@ def _read_cache(pt: Path, meta_path: Path, expect: dict[str, object]) -> Omniglo
 
 def load_omniglot_images(data_dir: str | os.PathLike[str], image_size: int = NATIVE_SIZE,
                          cache_dir: str | os.PathLike[str] | None = None,
-                         num_workers: int | None = None) -> OmniglotImages:
+                         num_workers: int | None = None, verify: bool | None = None) -> OmniglotImages:
     """All Omniglot images at ``image_size``, from the verified cache or decoded (Sec. 4.3).
 
-    ``data_dir`` holds ``omniglot/``. The cache is ``<cache_dir>/omniglot_<size>.pt`` plus a
-    ``.json`` sidecar with its SHA-256 and the sources' fingerprint; it is rebuilt when the
-    checksum or fingerprint does not match, and written atomically (sidecar last).
+    ``data_dir`` holds ``omniglot/``. The cache is ``<cache_dir>/omniglot_<size>.pt`` (default
+    :func:`default_cache_dir`) plus a ``.json`` sidecar with its SHA-256 and the sources'
+    fingerprint; it is rebuilt when the checksum or fingerprint does not match, and written
+    atomically (sidecar last). Unless ``verify=False`` (or ``SOFTORDER_NO_VERIFY=1``) the
+    images must be the official set.
     """
     root = Path(data_dir) / "omniglot"
     sources = _sources(root)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(root)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     pt, meta_path = cache / f"omniglot_{image_size}.pt", cache / f"omniglot_{image_size}.json"
     expect: dict[str, object] = {
         "version": CACHE_VERSION, "image_size": image_size,
         "sources": [_fingerprint(s) for s in sources.values()],
     }
-    data = _read_cache(pt, meta_path, expect)
-    if data is not None:
-        return data
-    data = decode_omniglot(root, image_size, num_workers)
-    blob = {"images": data.images, "alphabet": data.alphabet, "character": data.character,
-            "drawer": data.drawer, "alphabets": data.alphabets}
-    meta = {**expect, "sha256": data.sha256(), "num_images": int(data.images.shape[0]),
-            "ink": "255 (inverted from the official black-on-white PNGs)"}
-    atomic_write(pt, lambda f: torch.save(blob, f))
-    atomic_write(meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    cached = _read_cache(pt, meta_path, expect)
+    data = cached if cached is not None else decode_omniglot(root, image_size, num_workers)
+    if verification_enabled(verify):
+        _check_official(data, root)
+    if cached is None:
+        _write_cache(pt, meta_path, data, {**expect, "sha256": data.sha256(),
+                     "num_images": int(data.images.shape[0]),
+                     "ink": "255 (inverted from the official black-on-white PNGs)"})
     return data
 
 
@@ -368,7 +385,8 @@ def load_omniglot(data_dir: str | os.PathLike[str], num_tasks: int = 50,
                   test_fraction: float = 0.2, val_fraction: float = 0.1, seed: int = 0,
                   image_size: int = NATIVE_SIZE, task_order_seed: int = 0,
                   cache_dir: str | os.PathLike[str] | None = None,
-                  num_workers: int | None = None, alphabet_set: str = "all") -> list[TaskData]:
+                  num_workers: int | None = None, alphabet_set: str = "all",
+                  verify: bool | None = None) -> list[TaskData]:
     """Omniglot as ``num_tasks`` alphabet-classification tasks (paper Sec. 4.3).
 
     Tasks are the first ``num_tasks`` alphabets of :func:`omniglot_task_order` over the
@@ -377,10 +395,11 @@ def load_omniglot(data_dir: str | os.PathLike[str], num_tasks: int = 50,
     are test and ``val_fraction`` (at least one) validation, drawn from ``seed`` (Yang &
     Hospedales, 2017); a given alphabet's split does not depend on ``num_tasks`` or the order.
     ``x_*`` are **uint8** [n, 1, S, S] with ink = 255: convert with :func:`to_float`.
+    ``verify=False`` (or ``SOFTORDER_NO_VERIFY=1``) accepts a non-official set of images.
     """
     if alphabet_set not in ALPHABET_SETS:
         raise ValueError(f"unknown alphabet set {alphabet_set!r}; choose one of {', '.join(ALPHABET_SETS)}")
-    data = load_omniglot_images(data_dir, image_size, cache_dir, num_workers)
+    data = load_omniglot_images(data_dir, image_size, cache_dir, num_workers, verify)
     names = data.alphabets
     if alphabet_set != "all":
         names = [a for a in data.alphabets if a in ALPHABET_SETS[alphabet_set]]

@@ -6,6 +6,11 @@ Each data set is read from the ORIGINAL file UCI distributed (see
 train / validation / test split drawn from a seed. Missing values are imputed with the train
 median and features standardised with train statistics only, so nothing leaks from the
 validation or test rows.
+
+Every read is verified (:func:`read_uci`): the file's SHA-256 against the download registry
+and the expected row and class counts of the spec, both skipped with ``verify=False`` or
+``SOFTORDER_NO_VERIFY=1`` (for your own copy); a line with the wrong number of columns, a
+non-numeric value or an unknown class is always an error naming the file and line.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softorder.data.download import resolve_data_dir
+from softorder.data.download import fix_hint, resolve_data_dir, verification_enabled, verify_local
 from softorder.data.tasks import TaskData
 
 UCI_DATASETS: tuple[str, ...] = (
@@ -39,29 +44,38 @@ MISSING = "?"
 
 @dataclass(frozen=True)
 class _Spec:
-    """How to parse one UCI file: 0-based column indices into the raw line."""
+    """How to parse one UCI file (0-based column indices into the raw line) and what it holds:
+    ``rows`` data rows whose label column takes the raw values ``classes`` (all of them)."""
 
     file: str
     sep: str | None  # None: split on runs of whitespace
     columns: int
     label: int
+    rows: int
+    classes: tuple[str, ...]
     drop: tuple[int, ...] = ()
     label_names: dict[str, str] = field(default_factory=dict)
     zero_missing: tuple[int, ...] = ()  # feature indices where 0 means "not measured"
 
 
+_BINARY = ("0", "1")
+# Rows and classes as measured from the original files (see ../shared/data/uci/README.md).
 _SPECS: dict[str, _Spec] = {
-    "australian": _Spec("australian.dat", None, 15, 14),
-    "wdbc": _Spec("wdbc.data", ",", 32, 1, drop=(0,)),
-    "ecoli": _Spec("ecoli.data", None, 9, 8, drop=(0,)),
-    "german": _Spec("german.data-numeric", None, 25, 24, label_names={"1": "good", "2": "bad"}),
-    "heart_cleveland": _Spec("processed.cleveland.data", ",", 14, 13),
-    "hepatitis": _Spec("hepatitis.data", ",", 20, 0, label_names={"1": "DIE", "2": "LIVE"}),
-    "iris": _Spec("iris.data", ",", 5, 4),
+    "australian": _Spec("australian.dat", None, 15, 14, 690, _BINARY),
+    "wdbc": _Spec("wdbc.data", ",", 32, 1, 569, ("B", "M"), drop=(0,)),
+    "ecoli": _Spec("ecoli.data", None, 9, 8, 336, ("cp", "im", "imL", "imS", "imU", "om", "omL", "pp"),
+                   drop=(0,)),
+    "german": _Spec("german.data-numeric", None, 25, 24, 1000, ("1", "2"),
+                    label_names={"1": "good", "2": "bad"}),
+    "heart_cleveland": _Spec("processed.cleveland.data", ",", 14, 13, 303, ("0", "1", "2", "3", "4")),
+    "hepatitis": _Spec("hepatitis.data", ",", 20, 0, 155, ("1", "2"),
+                       label_names={"1": "DIE", "2": "LIVE"}),
+    "iris": _Spec("iris.data", ",", 5, 4, 150, ("Iris-setosa", "Iris-versicolor", "Iris-virginica")),
     # plas, pres, skin, insu, mass cannot be 0 in a living patient: 0 marks a missing value.
-    "pima": _Spec("pima-indians-diabetes.data", ",", 9, 8, zero_missing=(1, 2, 3, 4, 5)),
-    "wine": _Spec("wine.data", ",", 14, 0),
-    "yeast": _Spec("yeast.data", None, 10, 9, drop=(0,)),
+    "pima": _Spec("pima-indians-diabetes.data", ",", 9, 8, 768, _BINARY, zero_missing=(1, 2, 3, 4, 5)),
+    "wine": _Spec("wine.data", ",", 14, 0, 178, ("1", "2", "3")),
+    "yeast": _Spec("yeast.data", None, 10, 9, 1484,
+                   ("CYT", "ERL", "EXC", "ME1", "ME2", "ME3", "MIT", "NUC", "POX", "VAC"), drop=(0,)),
 }
 
 
@@ -84,22 +98,73 @@ def _sort_key(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
+def _corrupt(where: str, problem: str, root: Path) -> ValueError:
+    return ValueError(
+        f"{where}: {problem}; the file is corrupt or truncated, download it again with "
+        f"`softorder data download uci --root {root}`"
+    )
+
+
+def _parse_line(
+    line: str, spec: _Spec, keep: list[int], where: str, root: Path
+) -> tuple[list[float], str]:
+    """One data line -> (features with NaN for ``?``, raw label); a damaged line raises."""
+    cells = [c.strip() for c in line.split(spec.sep)] if spec.sep else line.split()
+    if len(cells) != spec.columns:
+        raise _corrupt(where, f"expected {spec.columns} columns, found {len(cells)}", root)
+    label = cells[spec.label]
+    if label not in spec.classes:
+        raise _corrupt(where, f"class {label!r} is not one of {', '.join(spec.classes)}", root)
+    row = []
+    for c in keep:
+        cell = cells[c]
+        if cell == MISSING:
+            row.append(math.nan)
+            continue
+        try:
+            row.append(float(cell))
+        except ValueError:
+            raise _corrupt(f"{where}, column {c + 1}", f"{cell!r} is not a number", root) from None
+    return row, label
+
+
+def _check_counts(name: str, path: Path, labels: list[str], root: Path) -> None:
+    """The official file's row count and every one of its classes (verification only)."""
+    spec = _SPECS[name]
+    if len(labels) != spec.rows:
+        raise ValueError(
+            f"{path} has {len(labels)} data rows, but UCI's {name} has {spec.rows}; "
+            f"{fix_hint('uci', root)}"
+        )
+    present = set(labels)
+    absent = [c for c in spec.classes if c not in present]
+    if absent:
+        raise ValueError(
+            f"{path} has no row of the class(es) {', '.join(absent)} of UCI's {name}; "
+            f"{fix_hint('uci', root)}"
+        )
+
+
 def read_uci(
-    name: str, data_dir: str | Path | None = None
+    name: str, data_dir: str | Path | None = None, verify: bool | None = None
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Parse the original UCI file of ``name`` (paper Sec. 4.2).
+    """Parse and verify the original UCI file of ``name`` (paper Sec. 4.2).
 
     Returns ``(x, y, class_names)``: float64 features ``[n, d]`` with NaN for missing values
     (``?`` cells, and pima's impossible zeros in plas, pres, skin, insu, mass), int64 labels in
     ``0..C-1`` and the ``C`` class names (numeric labels in numeric order, text labels sorted).
-    ID / name columns (wdbc, ecoli, yeast) are dropped.
+    ID / name columns (wdbc, ecoli, yeast) are dropped. Every line must parse; then, unless
+    verification is off (``verify=False`` or ``SOFTORDER_NO_VERIFY=1``), the file must match
+    its registered SHA-256 and the spec's row and class counts.
 
     Raises:
         FileNotFoundError: the file is absent (the message says how to download it).
-        ValueError: a line has the wrong number of columns or a non-numeric feature.
+        ValueError: a line has the wrong number of columns, a non-numeric feature or an
+            unknown class; or verification fails (the message says how to fix or opt out).
     """
     spec = _spec(name)
-    path = uci_path(name, data_dir)
+    root = resolve_data_dir(data_dir)
+    path = uci_path(name, root)
     if not path.is_file():
         raise FileNotFoundError(
             f"UCI data set {name!r} not found: expected the file {path}. Download it with "
@@ -111,35 +176,19 @@ def read_uci(
     labels: list[str] = []
     with open(path, encoding="ascii", errors="replace") as f:
         for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            cells = [c.strip() for c in line.split(spec.sep)] if spec.sep else line.split()
-            if len(cells) != spec.columns:
-                raise ValueError(
-                    f"{path}, line {lineno}: expected {spec.columns} columns for UCI data set "
-                    f"{name!r}, found {len(cells)}; the file is corrupt, download it again"
-                )
-            row = []
-            for c in keep:
-                cell = cells[c]
-                if cell == MISSING:
-                    row.append(math.nan)
-                    continue
-                try:
-                    row.append(float(cell))
-                except ValueError:
-                    raise ValueError(
-                        f"{path}, line {lineno}, column {c + 1}: {cell!r} is not a number; "
-                        "the file is corrupt, download it again"
-                    ) from None
-            rows.append(row)
-            labels.append(cells[spec.label])
+            if line.strip():
+                row, label = _parse_line(line, spec, keep, f"{path}, line {lineno}", root)
+                rows.append(row)
+                labels.append(label)
     if not rows:
-        raise ValueError(f"{path} holds no data rows; the file is corrupt, download it again")
+        raise _corrupt(str(path), "no data rows", root)
+    if verification_enabled(verify):
+        _check_counts(name, path, labels, root)
+        verify_local(path, root, verify)
     x = np.asarray(rows, dtype=np.float64)
     for j in spec.zero_missing:
         x[x[:, j] == 0, j] = math.nan
-    raw = sorted(set(labels), key=_sort_key)
+    raw = sorted(spec.classes, key=_sort_key)
     index = {lab: i for i, lab in enumerate(raw)}
     y = np.asarray([index[lab] for lab in labels], dtype=np.int64)
     return x, y, [spec.label_names.get(lab, lab) for lab in raw]
@@ -234,12 +283,14 @@ def load_uci(
     seed: int = 0,
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
     datasets: Sequence[str] = UCI_DATASETS,
+    verify: bool | None = None,
 ) -> list[TaskData]:
     """The UCI multitask benchmark (paper Sec. 4.2): one softmax task per data set.
 
     Each data set gets a stratified train / val / test split from ``seed`` (``fractions``),
     missing values imputed with the train median, and features standardised with the train
-    mean and standard deviation. Tasks come back in the order of ``datasets``.
+    mean and standard deviation. Tasks come back in the order of ``datasets``. Files are
+    verified as in :func:`read_uci` (``verify=False`` opts out).
     """
     if isinstance(datasets, str):
         datasets = (datasets,)
@@ -249,7 +300,7 @@ def load_uci(
     root = resolve_data_dir(data_dir)
     tasks = []
     for name in datasets:
-        x, y, classes = read_uci(name, root)
+        x, y, classes = read_uci(name, root, verify)
         train, val, test = uci_split(name, y, seed, fractions)
         x_train, (x_val, x_test) = _standardise(x[train], [x[val], x[test]])
 
