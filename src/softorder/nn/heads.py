@@ -190,7 +190,9 @@ class Decoders(nn.Module):
     def check_target(self, task: int, target: Tensor) -> None:
         """Class ids of one task: an integer tensor with values in 0..classes-1."""
         if target.is_floating_point() or target.dtype == torch.bool:
-            raise ValueError(f"task {task}: labels must be integer class ids (torch.long), got {target.dtype}")
+            raise ValueError(
+                f"task {task}: labels must be integer class ids (torch.long), got {target.dtype}"
+            )
         c = self.num_classes[task]
         bad = (target < 0) | (target >= c)
         if bool(bad.any()):
