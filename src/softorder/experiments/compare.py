@@ -238,6 +238,8 @@ def summarise(
             "best_step_mean": sum(r["best_step"] for r in runs) / trials,
             "overrides": per_ordering.get(o, {}),
             "runs": [f"runs/{o}/trial{k}" for k in range(trials)],
+            # trials whose last depth died or whose loss stayed at chance (kept in the statistics)
+            "unhealthy_trials": [k for k, r in enumerate(runs) if (r.get("health") or {}).get("unhealthy")],
         }
     comparisons = []
     if "soft" in methods:
@@ -262,16 +264,24 @@ def results_markdown(s: dict[str, Any]) -> str:
     lines = [
         f"# {s['benchmark']}: {s['trials_per_method']} trials per method",
         "",
-        "| method | test error % (mean ± 95% CI) | test loss (mean ± 95% CI) | val error % | best step |",
-        "|---|---|---|---|---|",
+        "| method | test error % (mean ± 95% CI) | test loss (mean ± 95% CI) | val error % | best step "
+        "| unhealthy trials |",
+        "|---|---|---|---|---|---|",
     ]
     for o, m in s["methods"].items():
+        sick = m.get("unhealthy_trials") or []
         lines.append(
             f"| {o} | {fmt_pm(m['test_error_mean'], m['test_error_ci95'], 100)} | "
             f"{fmt_pm(m['test_loss_mean'], m['test_loss_ci95'], digits=4)} | "
             f"{100 * m['val_error_mean']:.2f} | "
-            f"{m['best_step_mean']:.0f} |"
+            f"{m['best_step_mean']:.0f} | {', '.join(f'trial {k}' for k in sick) or '—'} |"
         )
+    if any(m.get("unhealthy_trials") for m in s["methods"].values()):
+        lines += [
+            "",
+            "Unhealthy trials: at the end of training every unit of the last depth was dead, or the "
+            "training loss was still at chance (run health, README). They are kept in the statistics.",
+        ]
     if s["comparisons"]:
         lines += [
             "",

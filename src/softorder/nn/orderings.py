@@ -15,7 +15,8 @@ core together. :class:`Rows` says which task owns which contiguous block of rows
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,22 @@ class Ordering(nn.Module):
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         self.bank, self.num_tasks, self.depth = bank, num_tasks, depth
+        self._trace: list[Tensor] | None = None
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[Tensor]]:
+        """Inside the block every forward appends each depth's output ``y^k`` (detached) to the
+        yielded list: what run health (dead units, activation scale per depth) reads."""
+        self._trace = []
+        try:
+            yield self._trace
+        finally:
+            self._trace = None
+
+    def _depth_done(self, y: Tensor) -> Tensor:
+        if self._trace is not None:
+            self._trace.append(y.detach())
+        return y
 
     @property
     def num_layers(self) -> int:
@@ -103,7 +120,8 @@ class HardOrdering(Ordering):
         if self.orders_on_device:
             return self._forward_on_device(y, rows)
         for k in range(self.depth):
-            y = self.bank.segments(y, [self._order_list[t][k] for t in rows.tasks], rows.counts)
+            layers = [self._order_list[t][k] for t in rows.tasks]
+            y = self._depth_done(self.bank.segments(y, layers, rows.counts))
         return y
 
     def _forward_on_device(self, y: Tensor, rows: Rows) -> Tensor:
@@ -114,7 +132,7 @@ class HardOrdering(Ordering):
             )
         order = self.order[self.bank._layer_index(rows.tasks, y.device)]  # [S, K]: each block's orders
         for k in range(self.depth):
-            y = self.bank.blocks(y, order[:, k])
+            y = self._depth_done(self.bank.blocks(y, order[:, k]))
         return y
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
@@ -137,7 +155,7 @@ class ParallelOrdering(HardOrdering):
 
     def forward(self, y: Tensor, rows: Rows) -> Tensor:
         for k in range(self.depth):
-            y = self.bank.layer(k, y)
+            y = self._depth_done(self.bank.layer(k, y))
         return y
 
 
@@ -214,7 +232,7 @@ class SoftOrdering(Ordering):
     def forward(self, y: Tensor, rows: Rows) -> Tensor:
         w = self.weights()[rows.index(y.device)]  # [N, K, L]: each row gets its task's S
         for k in range(self.depth):
-            y = soft_order_step(self.bank(y), w[:, k])
+            y = self._depth_done(soft_order_step(self.bank(y), w[:, k]))
         return y
 
     def extra_repr(self) -> str:

@@ -168,8 +168,10 @@ def _methods_table(results: dict[str, Any]) -> str:
     for method, m in results["methods"].items():
         rows.append([method, fmt_pm(m.get("test_error_mean"), m.get("test_error_ci95"), 100),
                      fmt_pm(m.get("test_loss_mean"), m.get("test_loss_ci95"), digits=4),
-                     len(m.get("trials") or [])])
-    header = ["method", "test error % (mean ± 95% CI)", "test loss (mean ± 95% CI)", "trials"]
+                     len(m.get("trials") or []),
+                     ", ".join(f"trial {k}" for k in m.get("unhealthy_trials") or []) or "—"])
+    header = ["method", "test error % (mean ± 95% CI)", "test loss (mean ± 95% CI)", "trials",
+              "unhealthy trials (dead last depth or loss at chance)"]
     return table(header, rows, "results")
 
 

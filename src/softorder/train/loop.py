@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
-from softorder.train import distributed
+from softorder.train import distributed, health
 from softorder.train.accel import wrap_model
 from softorder.train.checkpoint import load_checkpoint, save_checkpoint, write_json
 from softorder.train.config import RESUMABLE, Config
@@ -171,6 +171,7 @@ class Trainer:
             self.net.decoders.check_target(i, y)
         self.step = 0
         self.best: dict[str, Any] = {"score": math.inf, "step": 0, "state": None}
+        self.health = health.Monitor(self.tasks, cfg.steps)
 
     # -- checkpoints -------------------------------------------------------------------------
     def _cuda_rng(self) -> list[Tensor]:
@@ -319,6 +320,7 @@ class Trainer:
     def evaluate_and_select(self, train_loss: Tensor, elapsed: float) -> dict[str, Any]:
         val = evaluate(self.net, self.tasks, "val", precision=self.cfg.precision)
         rec = validation_record(self.step, elapsed, train_loss, val, self.net)
+        self.health.update(self.net, rec)
         score = rec["mean_val_loss"] if self.cfg.select == "val_loss" else rec["mean_val_error"]
         if score < self.best["score"]:
             state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
@@ -330,7 +332,10 @@ class Trainer:
 
     def finish(self, elapsed: float) -> dict[str, Any]:
         final = copy.deepcopy(self.net.state_dict())
-        result = finish_run(self.cfg, self.net, self.tasks, self.out, self.best, self.step, elapsed)
+        result = finish_run(
+            self.cfg, self.net, self.tasks, self.out, self.best, self.step, elapsed,
+            health=self.health.result(),
+        )
         self.net.load_state_dict(final)
         return result
 
@@ -344,6 +349,8 @@ def log_tensorboard(writer: Any, rec: dict[str, Any], task_names: Sequence[str])
     for t, name in enumerate(task_names):
         writer.add_scalar(f"val_error/{name}", rec["val_error"][t], step)
         writer.add_scalar(f"train_loss/{name}", rec["train_loss"][t], step)
+    if rec.get("health"):
+        health.log_tensorboard(writer, rec["health"], step)
 
 
 def finish_run(

@@ -35,7 +35,7 @@ from softorder.data.tasks import TaskData
 from softorder.nn.heads import Decoders
 from softorder.nn.network import MultiTaskNet
 from softorder.nn.orderings import HardOrdering
-from softorder.train import distributed
+from softorder.train import distributed, health
 from softorder.train.config import Config
 from softorder.train.loop import TaskSampler, check_losses, finish_run, log_tensorboard
 from softorder.train.metrics import as_input, autocast, evaluate, validation_record
@@ -230,6 +230,7 @@ class TrialGroup:
         """Train every trial to ``cfg.steps``; write each trial's run folder; return the results."""
         cfg, R = self.cfg, len(self.cfgs)
         records: list[list[dict[str, Any]]] = [[] for _ in range(R)]
+        monitors = [health.Monitor(ts, cfg.steps) for ts in self.task_sets]
         best: list[dict[str, Any]] = [{"score": float("inf"), "step": 0, "state": None} for _ in range(R)]
         acc, n_acc, start = None, 0, time.perf_counter()
         self.base.train()
@@ -243,6 +244,7 @@ class TrialGroup:
                 vals = self.evaluate("val")
                 for r in range(R):
                     rec = validation_record(step, elapsed, acc[r] / n_acc, vals[r], self.load_trial(r))
+                    monitors[r].update(self.view, rec)
                     records[r].append(rec)
                     score = rec["mean_val_loss"] if cfg.select == "val_loss" else rec["mean_val_error"]
                     if score < best[r]["score"]:
@@ -252,10 +254,15 @@ class TrialGroup:
                     mean = sum(rs[-1]["mean_val_error"] for rs in records) / R
                     print(f"  {cfg.ordering} x{R} step {step}/{cfg.steps}: mean val error {mean:.4f}")
         elapsed = time.perf_counter() - start
-        return [self._write(r, records[r], best[r], elapsed) for r in range(R)]
+        return [self._write(r, records[r], best[r], elapsed, monitors[r].result()) for r in range(R)]
 
     def _write(
-        self, r: int, records: list[dict[str, Any]], best: dict[str, Any], elapsed: float
+        self,
+        r: int,
+        records: list[dict[str, Any]],
+        best: dict[str, Any],
+        elapsed: float,
+        flags: dict[str, Any],
     ) -> dict[str, Any]:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -267,7 +274,9 @@ class TrialGroup:
         with SummaryWriter(str(run.tb)) as writer:
             for rec in records:
                 log_tensorboard(writer, rec, [t.name for t in tasks])
-        return finish_run(c, self.view, tasks, out, best, c.steps, elapsed, vectorised_trials=len(self.cfgs))
+        return finish_run(
+            c, self.view, tasks, out, best, c.steps, elapsed, vectorised_trials=len(self.cfgs), health=flags
+        )
 
 
 def train_trials(

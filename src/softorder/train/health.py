@@ -1,0 +1,128 @@
+"""Run health: is the core still alive, is the loss leaving chance, how committed is S?
+
+Measured at every evaluation on a fixed probe (the first ``PROBE_ROWS`` validation rows of every
+task, fewer if a task has fewer), in eval mode, and logged in ``metrics.jsonl`` (``health``) and
+TensorBoard (``health/``):
+
+* ``rms[k]`` — root mean square of the core's output at depth k (over rows and units);
+* ``dead[k]`` — fraction of units at depth k that are zero on every probe row (a conv unit is a
+  channel: dead when it is zero at every position). A ReLU unit that is zero on every input gets
+  no gradient and never recovers; a last depth that is entirely dead leaves every task at chance;
+* ``s_entropy[k]`` — mean over tasks of the entropy of softmax(S[t, k]) divided by log L: 1 is the
+  uniform mixture S starts from, 0 a one-hot choice of one layer (soft ordering only).
+
+:func:`verdict` turns a record into the flags that ``compare`` marks: ``dead_last_depth`` and
+``at_chance`` (mean training loss still at least ``CHANCE_FRACTION`` of the loss of a uniform
+prediction).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from softorder.data.tasks import TaskData
+from softorder.nn.network import MultiTaskNet
+from softorder.train.metrics import as_input
+
+PROBE_ROWS = 32
+CHANCE_FRACTION = 0.95
+
+
+@torch.no_grad()
+def measure(net: MultiTaskNet, tasks: Sequence[TaskData]) -> dict[str, list[float] | None]:
+    """Per-depth activation RMS and dead-unit fraction on the probe, and the entropy of S."""
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    rows = min(PROBE_ROWS, *(t.x_val.shape[0] for t in tasks))  # equal blocks (any ordering accepts)
+    xs = [as_input(t.x_val[:rows].to(device)) for t in tasks]
+    try:
+        with net.core.recording() as trace:
+            net(xs)
+    finally:
+        net.train(was_training)
+    rms, dead = [], []
+    for y in trace:
+        y = y.float()
+        units = y.flatten(2) if y.dim() > 2 else y.unsqueeze(2)  # [N, units, positions]
+        alive = (units != 0).any(dim=2).any(dim=0)
+        rms.append(float(y.pow(2).mean().sqrt()))
+        dead.append(float(1.0 - alive.float().mean()))
+    return {"rms": rms, "dead": dead, "s_entropy": s_entropy(net)}
+
+
+def s_entropy(net: MultiTaskNet) -> list[float] | None:
+    """Mean over tasks of the normalised entropy of softmax(S[t, k]) per depth k (None: no S)."""
+    S = getattr(net.core, "S", None)
+    if S is None:
+        return None
+    w = torch.softmax(S.detach().float() / net.core.temperature, dim=-1)  # [T, K, L]
+    h = -(w * w.clamp_min(1e-12).log()).sum(-1) / math.log(max(w.shape[-1], 2))
+    return h.mean(0).tolist()
+
+
+def chance_losses(tasks: Sequence[TaskData]) -> list[float]:
+    """Each task's loss of a uniform prediction: log C (log 2 for a binary task)."""
+    return [math.log(2 if t.binary else t.num_classes) for t in tasks]
+
+
+class Monitor:
+    """Health of one run while it trains: adds ``health`` to each validation record, warns once
+    when the run looks dead, and gives the flags of the last record (``result.json``)."""
+
+    def __init__(self, tasks: Sequence[TaskData], steps: int) -> None:
+        self.tasks, self.chance, self.steps = list(tasks), chance_losses(tasks), steps
+        self.flags = {"dead_last_depth": False, "at_chance": False}
+        self.warned = False
+
+    def update(self, net: MultiTaskNet, record: dict[str, Any]) -> None:
+        record["health"] = measure(net, self.tasks)
+        self.flags = verdict(record, self.chance)
+        # a dead last depth never recovers; the loss may sit at chance for a while before it drops
+        late = record["step"] >= self.steps / 4
+        worrying = self.flags["dead_last_depth"] or (self.flags["at_chance"] and late)
+        message = warning(self.flags, record["step"]) if worrying else None
+        if message and not self.warned:
+            print(message, file=sys.stderr, flush=True)
+            self.warned = True
+
+    def result(self) -> dict[str, Any]:
+        return {**self.flags, "unhealthy": any(self.flags.values())}
+
+
+def verdict(record: dict[str, Any], chance: Sequence[float]) -> dict[str, bool]:
+    """Flags of one ``metrics.jsonl`` record: the last depth entirely dead; the training loss at
+    chance."""
+    health = record.get("health") or {}
+    dead = health.get("dead") or [0.0]
+    train = sum(record["train_loss"]) / len(record["train_loss"])
+    return {
+        "dead_last_depth": dead[-1] >= 1.0,
+        "at_chance": train >= CHANCE_FRACTION * sum(chance) / len(chance),
+    }
+
+
+def warning(flags: dict[str, bool], step: int) -> str | None:
+    """The message for a run that looks dead at ``step`` (None when it looks alive)."""
+    said = []
+    if flags["dead_last_depth"]:
+        said.append("every unit of the last depth is dead (zero on every probe row)")
+    if flags["at_chance"]:
+        said.append("the training loss is still at chance")
+    if not said:
+        return None
+    return (
+        f"softorder: warning: at step {step} {' and '.join(said)}; this run may not learn "
+        "(try a lower lr, init=he, or soft_norm=l2; see the README, 'Run health')"
+    )
+
+
+def log_tensorboard(writer: Any, health: dict[str, Any], step: int) -> None:
+    for key in ("rms", "dead", "s_entropy"):
+        for k, v in enumerate(health.get(key) or []):
+            writer.add_scalar(f"health/{key}_depth{k}", v, step)

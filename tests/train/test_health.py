@@ -1,0 +1,76 @@
+"""Run health: dead units and activation scale per depth, entropy of S, warnings, compare marks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from softorder.data.synthetic import make_synthetic
+from softorder.experiments.compare import results_markdown, summarise
+from softorder.train import health
+from softorder.train.config import Config
+from softorder.train.loop import train
+from softorder.train.rundir import RunDir
+
+CFG = Config(
+    benchmark="synthetic", tasks=2, width=8, steps=40, eval_every=10, checkpoint_every=20, dropout=0.0
+)
+
+
+def _net(ordering: str) -> tuple[torch.nn.Module, list]:
+    from softorder.nn.network import dense_net
+
+    tasks = make_synthetic(num_tasks=2, seed=0)
+    sizes, classes = [t.in_features for t in tasks], [t.num_classes for t in tasks]
+    net = dense_net(sizes, classes, width=8, ordering=ordering)
+    return net, tasks
+
+
+@pytest.mark.parametrize("ordering", ["single", "parallel", "permuted", "soft"])
+def test_measure_alive_and_dead_cores(ordering: str) -> None:
+    net, tasks = _net(ordering)
+    h = health.measure(net, tasks)
+    assert len(h["rms"]) == len(h["dead"]) == 4
+    assert all(r > 0 for r in h["rms"]) and all(0 <= d < 1 for d in h["dead"])
+    assert (h["s_entropy"] == pytest.approx([1.0] * 4)) if ordering == "soft" else h["s_entropy"] is None
+    with torch.no_grad():
+        net.core.bank.bias.fill_(-1e3)  # every ReLU of every layer is zero on every row
+    h = health.measure(net, tasks)
+    assert h["dead"] == [1.0] * 4 and h["rms"] == [0.0] * 4
+
+
+def test_verdict_and_one_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    net, tasks = _net("soft")
+    with torch.no_grad():
+        net.core.bank.bias.fill_(-1e3)
+    monitor = health.Monitor(tasks, steps=100)
+    chance = health.chance_losses(tasks)
+    for step in (10, 20):
+        monitor.update(net, {"step": step, "train_loss": chance})
+    err = capsys.readouterr().err
+    assert err.count("softorder: warning: at step 10 every unit of the last depth is dead") == 1
+    assert monitor.result() == {"dead_last_depth": True, "at_chance": True, "unhealthy": True}
+    early = health.verdict({"train_loss": [0.1, 0.2], "health": {"dead": [0.0, 0.5]}}, chance)
+    assert early == {"dead_last_depth": False, "at_chance": False}
+
+
+def test_runs_log_health_and_a_dead_run_is_marked(tmp_path: Path) -> None:
+    alive = train(CFG.replace(lr=3e-3), tmp_path / "alive", quiet=True)
+    rec = RunDir(tmp_path / "alive").read_metrics()[-1]
+    assert len(rec["health"]["dead"]) == 4 and len(rec["health"]["s_entropy"]) == 4
+    assert alive["health"] == {"dead_last_depth": False, "at_chance": False, "unhealthy": False}
+    tasks = make_synthetic(num_tasks=2, seed=0)
+    for t in tasks:  # inputs that no encoder can separate: the loss stays at chance
+        t.x_train.zero_()
+    dead = train(CFG.replace(lr=1e-5), tmp_path / "dead", tasks=tasks, quiet=True)
+    assert dead["health"]["at_chance"] and dead["health"]["unhealthy"]
+    assert json.loads((tmp_path / "dead" / "result.json").read_text())["health"]["unhealthy"]
+    results = {("soft", 0): dead, ("soft", 1): alive}
+    s = summarise(CFG, ["soft"], 2, results, {})
+    assert s["methods"]["soft"]["unhealthy_trials"] == [0]
+    assert s["methods"]["soft"]["trials"] == [dead["mean_test_error"], alive["mean_test_error"]]  # kept
+    md = results_markdown(s)
+    assert "| trial 0 |" in md and "Unhealthy trials:" in md
