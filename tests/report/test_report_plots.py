@@ -58,3 +58,16 @@ def test_sweep_plot(sweep_dir: Path, tmp_path: Path) -> None:
     assert _is_png(plots.plot_sweep(sweep_dir, tmp_path / "sweep.png"))
     with pytest.raises(FileNotFoundError, match="not a sweep directory"):
         plots.sweep_points(tmp_path / "empty")
+
+
+def test_health_plot_of_real_runs(tmp_path: Path) -> None:
+    from softorder.report.health import has_health, plot_health
+    from softorder.train.config import Config
+    from softorder.train.loop import train
+
+    cfg = Config(benchmark="synthetic", tasks=2, width=8, steps=20, eval_every=10, checkpoint_every=20)
+    runs = {o: tmp_path / o for o in ("parallel", "soft")}
+    for o, d in runs.items():
+        train(cfg.replace(ordering=o), d, quiet=True)
+    assert has_health(runs["soft"]) and not has_health(tmp_path)
+    assert _is_png(plot_health(runs, tmp_path / "health.png", styles={"soft": "r-"}))

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from softorder.report import health as health_plots
 from softorder.report import plots
 from softorder.stats import fmt_p, fmt_pm
 
@@ -153,6 +154,10 @@ def _run_report(run: Path, page: _Page) -> Any:
     page.h2("Learning curves")
     page.plot("curves.png", "validation error per task over steps",
               lambda out: plots.plot_run_curves(run, out))
+    if health_plots.has_health(run):
+        page.h2("Run health")
+        page.plot("health.png", "per depth: activation RMS and fraction of dead units on the probe rows",
+                  lambda out: health_plots.plot_health({run.name: run}, out))
     if plots.has_s(run):
         page.h2("Soft ordering (Sec. 5, Fig. 4)")
         page.plot("s_heatmaps.png", "softmax(S) per task at the best step; red: the strongest path",

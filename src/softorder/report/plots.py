@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from softorder.stats import error_bars, mean_ci95
+from softorder.train.rundir import RunDir
 
 PathLike = str | Path
 
@@ -51,18 +52,12 @@ def _read_json(path: Path, what: str) -> Any:
 
 def load_metrics(run_dir: PathLike) -> list[dict[str, Any]]:
     """The evaluations of a run, one dict per line of ``metrics.jsonl``, in file order."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {run_dir} is not a run directory of `softorder train`")
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{i}: not valid JSON ({err}); was the run cut off?") from err
+    run = RunDir(run_dir)
+    if not run.metrics.is_file():
+        raise FileNotFoundError(f"{run.metrics} not found: {run_dir} is not a run directory of training")
+    rows = run.read_metrics()  # a last line cut by a kill is skipped
     if not rows:
-        raise ValueError(f"{path} has no evaluations; train for at least eval_every steps")
+        raise ValueError(f"{run.metrics} has no evaluations; train for at least eval_every steps")
     return rows
 
 

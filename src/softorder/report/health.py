@@ -1,0 +1,47 @@
+"""Plots of run health (``softorder.train.health``): per depth, the activation RMS and the fraction
+of dead units over training, one line per run; the figure behind the README's "Run health"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from softorder.report.plots import PathLike, load_metrics, save_figure
+
+
+def has_health(run_dir: PathLike) -> bool:
+    """True when the run logged health records (runs since run health was added)."""
+    try:
+        return any(r.get("health") for r in load_metrics(run_dir))
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def plot_health(runs: Mapping[str, PathLike], out: PathLike, styles: Mapping[str, str] | None = None) -> Path:
+    """Two rows (activation RMS, dead-unit fraction) × one column per depth; a line per run
+    ``label -> run_dir`` (``styles``: an optional matplotlib format per label, e.g. ``"r--"``)."""
+    series = {label: [r for r in load_metrics(d) if r.get("health")] for label, d in runs.items()}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        raise ValueError("none of the runs logged health records (metrics.jsonl 'health')")
+    depth = max(len(v[0]["health"]["rms"]) for v in series.values())
+    fig, axes = plt.subplots(2, depth, figsize=(3.0 * depth, 5.2), sharex=True, squeeze=False)
+    for label, recs in series.items():
+        steps = [r["step"] for r in recs]
+        fmt = (styles or {}).get(label, "-")
+        for k in range(len(recs[0]["health"]["rms"])):
+            axes[0, k].plot(steps, [r["health"]["rms"][k] for r in recs], fmt, label=label, lw=1.2)
+            axes[1, k].plot(steps, [r["health"]["dead"][k] for r in recs], fmt, label=label, lw=1.2)
+    for k in range(depth):
+        axes[0, k].set_title(f"depth {k + 1}", fontsize=9)
+        axes[0, k].set_yscale("log")
+        axes[1, k].set_ylim(-0.02, 1.02)
+        axes[1, k].set_xlabel("step")
+        for ax in axes[:, k]:
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("activation RMS (log)")
+    axes[1, 0].set_ylabel("fraction of dead units")
+    axes[0, -1].legend(fontsize=7, loc="best")
+    return save_figure(fig, out)
