@@ -46,12 +46,12 @@ def test_verdict_and_one_warning(capsys: pytest.CaptureFixture[str]) -> None:
     net, tasks = _net("soft")
     with torch.no_grad():
         net.core.bank.bias.fill_(-1e3)
-    monitor = health.Monitor(tasks, steps=100)
+    monitor = health.Monitor(tasks, steps=100, name="runs/x")
     chance = health.chance_losses(tasks)
     for step in (10, 20):
         monitor.update(net, {"step": step, "train_loss": chance})
     err = capsys.readouterr().err
-    assert err.count("softorder: warning: at step 10 every unit of the last depth is dead") == 1
+    assert err.count("softorder: warning: runs/x, step 10: every unit of the last depth is dead") == 1
     assert monitor.result() == {"dead_last_depth": True, "at_chance": True, "unhealthy": True}
     early = health.verdict({"train_loss": [0.1, 0.2], "health": {"dead": [0.0, 0.5]}}, chance)
     assert early == {"dead_last_depth": False, "at_chance": False}

@@ -75,8 +75,8 @@ class Monitor:
     """Health of one run while it trains: adds ``health`` to each validation record, warns once
     when the run looks dead, and gives the flags of the last record (``result.json``)."""
 
-    def __init__(self, tasks: Sequence[TaskData], steps: int) -> None:
-        self.tasks, self.chance, self.steps = list(tasks), chance_losses(tasks), steps
+    def __init__(self, tasks: Sequence[TaskData], steps: int, name: str = "this run") -> None:
+        self.tasks, self.chance, self.steps, self.name = list(tasks), chance_losses(tasks), steps, name
         self.flags = {"dead_last_depth": False, "at_chance": False}
         self.warned = False
 
@@ -86,7 +86,7 @@ class Monitor:
         # a dead last depth never recovers; the loss may sit at chance for a while before it drops
         late = record["step"] >= self.steps / 4
         worrying = self.flags["dead_last_depth"] or (self.flags["at_chance"] and late)
-        message = warning(self.flags, record["step"]) if worrying else None
+        message = warning(self.flags, record["step"], self.name) if worrying else None
         if message and not self.warned:
             print(message, file=sys.stderr, flush=True)
             self.warned = True
@@ -107,8 +107,8 @@ def verdict(record: dict[str, Any], chance: Sequence[float]) -> dict[str, bool]:
     }
 
 
-def warning(flags: dict[str, bool], step: int) -> str | None:
-    """The message for a run that looks dead at ``step`` (None when it looks alive)."""
+def warning(flags: dict[str, bool], step: int, name: str = "this run") -> str | None:
+    """The message for the run ``name`` that looks dead at ``step`` (None when it looks alive)."""
     said = []
     if flags["dead_last_depth"]:
         said.append("every unit of the last depth is dead (zero on every probe row)")
@@ -117,7 +117,7 @@ def warning(flags: dict[str, bool], step: int) -> str | None:
     if not said:
         return None
     return (
-        f"softorder: warning: at step {step} {' and '.join(said)}; this run may not learn "
+        f"softorder: warning: {name}, step {step}: {' and '.join(said)}; it may not learn "
         "(try a lower lr, init=he, or soft_norm=l2; see the README, 'Run health')"
     )
 

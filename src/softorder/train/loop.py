@@ -171,7 +171,7 @@ class Trainer:
             self.net.decoders.check_target(i, y)
         self.step = 0
         self.best: dict[str, Any] = {"score": math.inf, "step": 0, "state": None}
-        self.health = health.Monitor(self.tasks, cfg.steps)
+        self.health = health.Monitor(self.tasks, cfg.steps, name=str(out))
 
     # -- checkpoints -------------------------------------------------------------------------
     def _cuda_rng(self) -> list[Tensor]:

@@ -230,7 +230,7 @@ class TrialGroup:
         """Train every trial to ``cfg.steps``; write each trial's run folder; return the results."""
         cfg, R = self.cfg, len(self.cfgs)
         records: list[list[dict[str, Any]]] = [[] for _ in range(R)]
-        monitors = [health.Monitor(ts, cfg.steps) for ts in self.task_sets]
+        monitors = [health.Monitor(ts, cfg.steps, name=str(o)) for ts, o in zip(self.task_sets, self.outs)]
         best: list[dict[str, Any]] = [{"score": float("inf"), "step": 0, "state": None} for _ in range(R)]
         acc, n_acc, start = None, 0, time.perf_counter()
         self.base.train()
