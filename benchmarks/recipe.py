@@ -22,7 +22,7 @@ import yaml
 
 from softorder.experiments.compare import compare
 from softorder.nn.orderings import ORDERINGS
-from softorder.train.config import benchmark_config, builtin_config
+from softorder.train.config import benchmark_config, builtin_config, read_yaml
 
 S_ONLY = {"s_lr", "temperature", "soft_norm"}
 
@@ -51,7 +51,7 @@ def main() -> None:
         name, sep, mapping = item.partition(":")
         if not sep:
             raise SystemExit(f"--grid items are NAME:MAPPING, got {item!r}")
-        setting = yaml.safe_load(mapping) or {}
+        setting = read_yaml(mapping, name) or {}
         out = Path(args.out) / name
         # settings of S alone (s_lr, temperature) change nothing for the hard orderings: skip those
         todo = [o for o in orderings if o == "soft" or not (setting and set(setting) <= S_ONLY)]
@@ -95,7 +95,7 @@ def main() -> None:
     }
     for item in args.overrides:  # budget overrides (e.g. steps) apply to the final comparison too
         key, _, value = item.partition("=")
-        base[key] = yaml.safe_load(value)
+        base[key] = read_yaml(value, key)
     Path(args.out, "chosen.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
     print(f"\nchosen by {args.select}: {chosen}; config written to {Path(args.out, 'chosen.yaml')}")
 
