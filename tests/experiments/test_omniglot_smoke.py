@@ -1,5 +1,6 @@
 """Smoke test of the whole Omniglot pipeline on the real data (skips without ../shared): the
-quick configuration, shrunk further for CI, must learn — error far below chance — not who wins."""
+quick configuration, shrunk further for CI, must learn for every ordering, soft included — error
+far below chance and a healthy run (issue 11) — not who wins."""
 
 from __future__ import annotations
 
@@ -7,18 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from softorder.nn.orderings import ORDERINGS
 from softorder.train.config import benchmark_config
 from softorder.train.loop import train
 
 
-@pytest.mark.parametrize("ordering", ["parallel", "soft"])
+@pytest.mark.parametrize("ordering", ORDERINGS)
 def test_omniglot_quick_learns(shared_data: Path, tmp_path: Path, ordering: str) -> None:
-    cfg, _ = benchmark_config(
+    cfg, per = benchmark_config(
         "omniglot",
         quick=True,
         overrides=[f"data_dir={shared_data}", "tasks=3", "steps=300", f"ordering={ordering}"],
     )
-    r = train(cfg, tmp_path / ordering, quiet=True)
+    r = train(cfg.replace(**per.get(ordering, {})), tmp_path / ordering, quiet=True)
     chance = 1 - 1 / 55  # these three alphabets have 26 to 55 characters: chance error >= 96%
     assert r["mean_test_error"] < 0.8 < chance, r["mean_test_error"]
+    assert not r["health"]["unhealthy"], r["health"]
     assert (tmp_path / ordering / "result.json").exists()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 11, section 2: the paper's 50-alphabet Omniglot table (Sec. 4.3) at a CPU scale.
+#
+#   nohup nice bash benchmarks/omniglot50.sh > omniglot50.log 2>&1 &
+#
+# 1. Tuning on VALIDATION only (seeds 100-101, disjoint from the trial seeds 0-4): every method
+#    gets the same budget (1,000 steps x 8 images per alphabet) and picks its lr / dropout (soft
+#    also the mixture and S learning rate) by mean validation error (benchmarks/recipe.py).
+# 2. The table: 5 paired trials of the four orderings with the chosen settings, at 20% and at 10%
+#    test (the Yang & Hospedales splits), best-on-validation weights.
+# Scale: all 50 alphabets, 28x28 images (padding 1: 28 -> 14 -> 7 -> 3 -> 1), 32 filters (the paper:
+# 105x105, 53 filters). Resumable: run the same command again. Every finished run's small files
+# (config.yaml, result.json, metrics.jsonl) live under results/omniglot50/ and are committed;
+# compare reuses a finished trial from them alone (checkpoints, best.pt and tb/ are not committed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-../shared/data}
+OUT=results/omniglot50
+SCALE=(--set tasks=50 --set image_size=28 --set padding=1 --set channels=32 --set steps=1000
+       --set batch_size=8 --set eval_every=100 --set checkpoint_every=500 --set lr=0.003
+       --set dropout=0.0 --set threads=1)
+"$PY" benchmarks/recipe.py omniglot --trials 2 --seed 100 --select mean_val_error --workers 2 \
+  --data-dir "$DATA" --out "$OUT/tune" "${SCALE[@]}" --grid \
+  'lr=3e-3:{lr: 0.003}' \
+  'lr=1e-3:{lr: 0.001}' \
+  'lr=3e-3+dropout=0.25:{lr: 0.003, dropout: 0.25}' \
+  'plain-eq7:{soft_norm: none}' \
+  's_lr=0.01:{s_lr: 0.01}'
+for TF in 0.2 0.1; do
+  "$PY" -m softorder compare omniglot --config "$OUT/tune/chosen.yaml" --trials 5 --workers 2 \
+    --set test_fraction=$TF --data-dir "$DATA" --out "$OUT/test-$TF"
+done
