@@ -123,3 +123,10 @@ def test_one_trial_has_no_ci(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert data["comparisons"][0]["p_value"] is None or 0 <= data["comparisons"][0]["p_value"] <= 1
     md = (tmp_path / "results.md").read_text()
     assert "± n/a" in md and "nan" not in md
+
+
+def test_missing_data_leaves_no_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data#1: x"  # taken literally, never parsed
+    err = _err(capsys, ["train", "uci", "--data-dir", str(data), "--out", str(tmp_path / "o")])
+    assert str(data / "uci" / "australian") in err
+    assert not (tmp_path / "o").exists()

@@ -91,8 +91,9 @@ class RunDir:
     def start_fresh(self, clean: bool = False) -> None:
         """Prepare the folder for a new run. A folder that holds another run's files is refused
         (``clean=False``: the user's ``--out``) or emptied of them (``clean=True``: a folder that
-        its caller owns, such as a ``compare`` trial without a checkpoint to resume)."""
-        self.check_writable()
+        its caller owns, such as a ``compare`` trial without a checkpoint to resume). Nothing is
+        created here: the folder appears when the run writes its first file."""
+        self.check_writable(create=False)
         found = self.leftovers()
         if not found:
             return
