@@ -32,7 +32,7 @@ checkpoint_every: 20
 lr: 0.003
 threads: 1
 """
-TAIL = 15  # stderr lines shown per failure
+TAIL = 60  # stderr lines shown per failure (torchrun's own report alone takes about 40)
 
 
 def run_once(root: Path, i: int, timeout: float) -> tuple[bool, str]:
