@@ -3,17 +3,20 @@ same global batch, and its checkpoints resume on 2 processes or on 1."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from softorder.train import distributed
 from softorder.train.config import Config, load_config
@@ -148,3 +151,30 @@ def test_more_processes_than_gpus_is_an_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("LOCAL_RANK", str(torch.cuda.device_count()))
     with pytest.raises(ValueError, match="--nproc_per_node"):
         distributed.select_device("cuda")
+
+
+def _gloo_threads() -> list[str]:
+    names = [Path(t, "comm").read_text().strip() for t in glob.glob("/proc/self/task/*")]
+    return [n for n in names if "gloo" in n]
+
+
+def test_teardown_frees_the_group_and_joins_gloo_threads() -> None:
+    """gloo's worker threads live as long as the process group object; one still freeing the last
+    collective's tensors when the interpreter finalizes aborts the process (issue 10). teardown
+    must free the group, also after DistributedDataParallel held it (and imported torch modules)."""
+    if not (dist.is_available() and dist.is_gloo_available()) or dist.is_initialized():
+        pytest.skip("needs torch.distributed with gloo and no process group yet")
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        group = weakref.ref(dist.group.WORLD)
+        model = DistributedDataParallel(torch.nn.Linear(3, 2))
+        model(torch.ones(4, 3)).sum().backward()  # gradients all-reduced on gloo's threads
+        del model
+        distributed.teardown(True)
+        assert not dist.is_initialized()
+        assert group() is None, "the process group outlived teardown, and so do gloo's threads"
+        if sys.platform == "linux":
+            assert _gloo_threads() == []
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -12,6 +12,7 @@ or its exception, to every rank so that all ranks fail (or go on) together.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 from collections.abc import Callable
@@ -21,6 +22,13 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 from torch import Tensor
+
+if dist.is_available():
+    # Imported now, before any process group exists, on purpose: DistributedDataParallel imports
+    # it later (through torch._dynamo), and imported while a group exists its functions bind that
+    # group as a default argument, which keeps the group, and gloo's threads, alive until the
+    # interpreter exits. See teardown().
+    import torch.distributed.nn
 
 T = TypeVar("T")
 
@@ -103,10 +111,28 @@ def setup(device: str | torch.device) -> bool:
     return True
 
 
-def teardown(created: bool) -> None:
-    """Leave the process group if :func:`setup` created it."""
-    if created and dist.is_initialized():
-        dist.destroy_process_group()
+def teardown(created: bool, finished: bool = True) -> None:
+    """Leave the process group if :func:`setup` created it.
+
+    ``finished`` (this rank's run ended normally): first every rank waits at a barrier, so no rank
+    tears the group down while another still uses it. After an error there is no barrier (the
+    other ranks may never reach it).
+
+    The group must be freed here, not only forgotten: gloo runs collectives on worker threads that
+    live as long as the group object. A worker still freeing the tensors of the last collective
+    (:func:`on_main`'s broadcast) when the interpreter begins to finalize needs the GIL for it;
+    Python then ends the thread inside a C++ destructor, and the process aborts with "terminate
+    called without an active exception" after the run succeeded. So the caller first drops what
+    holds the group (the DistributedDataParallel model); ``destroy_process_group`` drops torch's
+    references, the garbage collection any cycle, and freeing the group joins gloo's threads while
+    the interpreter is fully alive.
+    """
+    if not (created and dist.is_initialized()):
+        return
+    if finished:
+        barrier()
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def barrier() -> None:

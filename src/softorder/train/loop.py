@@ -391,26 +391,36 @@ def train(
     the caller owns) removes them first. Launched by torchrun with several processes, this joins
     the process group and trains with DistributedDataParallel (every rank returns rank 0's
     result; only rank 0 writes ``out``)."""
-    from softorder.experiments.benchmarks import build_net, load_tasks
-
     if cfg.benchmark == "celeba":  # one image batch for all 40 attribute tasks (Sec. 4.4)
         from softorder.train.celeba import train_celeba
 
         return train_celeba(cfg, out, resume=resume, quiet=quiet, clean=clean)
-    created = distributed.setup(cfg.device)
+    created, finished = distributed.setup(cfg.device), False
     try:
-        out = Path(distributed.broadcast_object(str(out)))  # rank 0's directory (default names hold a time)
-        run = RunDir(out)
-        distributed.on_main(run.check_writable if resume else lambda: run.start_fresh(clean))
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        tasks = list(tasks) if tasks is not None else load_tasks(cfg)
-        torch.manual_seed(cfg.seed)
-        net = build_net(cfg, tasks)
-        trainer = Trainer(cfg, net, tasks, out, quiet=quiet)
-        if resume:
-            trainer.resume()
-        return trainer.run()
+        # The trainer and its DDP model (which holds the process group) live in _train only, so
+        # they are gone when teardown frees the group.
+        result = _train(cfg, Path(out), tasks, resume, quiet, clean)
+        finished = True
     finally:
-        distributed.teardown(created)
+        distributed.teardown(created, finished)
+    return result
+
+
+def _train(
+    cfg: Config, out: Path, tasks: Sequence[TaskData] | None, resume: bool, quiet: bool, clean: bool
+) -> dict[str, Any]:
+    from softorder.experiments.benchmarks import build_net, load_tasks
+
+    out = Path(distributed.broadcast_object(str(out)))  # rank 0's directory (default names hold a time)
+    run = RunDir(out)
+    distributed.on_main(run.check_writable if resume else lambda: run.start_fresh(clean))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    tasks = list(tasks) if tasks is not None else load_tasks(cfg)
+    torch.manual_seed(cfg.seed)
+    net = build_net(cfg, tasks)
+    trainer = Trainer(cfg, net, tasks, out, quiet=quiet)
+    if resume:
+        trainer.resume()
+    return trainer.run()
