@@ -18,11 +18,16 @@ import argparse
 import json
 from pathlib import Path
 
-import yaml
-
 from softorder.experiments.compare import compare
 from softorder.nn.orderings import ORDERINGS
-from softorder.train.config import benchmark_config, builtin_config, read_yaml
+from softorder.train.config import (
+    benchmark_config,
+    builtin_config,
+    dump_yaml,
+    parse_overrides,
+    read_mapping,
+    read_yaml,
+)
 
 S_ONLY = {"s_lr", "temperature", "soft_norm"}
 
@@ -88,15 +93,14 @@ def main() -> None:
             )
     Path(args.out, "recipe.json").write_text(json.dumps({"rows": rows, "chosen": chosen}, indent=2))
     # A config for `softorder compare --config`: the shipped YAML with the chosen per-ordering settings.
-    base = yaml.safe_load(builtin_config(args.benchmark).read_text())
+    base = read_mapping(builtin_config(args.benchmark))
     settings = {r["setting"]: r["overrides"] for r in rows}
     base["orderings"] = {
         o: {**(base.get("orderings") or {}).get(o, {}), **settings[c]} for o, c in chosen.items()
     }
-    for item in args.overrides:  # budget overrides (e.g. steps) apply to the final comparison too
-        key, _, value = item.partition("=")
-        base[key] = read_yaml(value, key)
-    Path(args.out, "chosen.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    for key in parse_overrides(args.overrides):  # budget overrides (e.g. steps) apply to the comparison
+        base[key] = getattr(cfg, key)  # as the config reads it: numbers parsed, paths literal
+    Path(args.out, "chosen.yaml").write_text(dump_yaml(base))
     print(f"\nchosen by {args.select}: {chosen}; config written to {Path(args.out, 'chosen.yaml')}")
 
 

@@ -55,7 +55,7 @@ def test_numbers_in_every_notation(tmp_path: Path, text: str) -> None:
         ("fractions=[0.8,0.2,0.0]", r"fractions must be a list of numbers in \(0, 1\), got \[0.8, 0.2, 0"),
         ("fractions=[0.5,0.5]", r"fractions must be three numbers"),
         ("checkpoint_every=125", r"checkpoint_every \(125\) must be a multiple of eval_every \(50\)"),
-        ("device=gpu0", r"device must be a torch device"),
+        ("device=gpu0", r"device must be cpu, cuda, cuda:N or mps, got 'gpu0'"),
     ],
 )
 def test_bad_values_name_the_key_the_value_and_what_is_allowed(override: str, message: str) -> None:
@@ -72,12 +72,16 @@ def test_task_counts_per_benchmark() -> None:
 
 
 def test_cuda_without_a_gpu_is_a_clear_error() -> None:
+    """A GPU run's config reads anywhere; the run says the device is missing when it starts."""
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
+    assert Config(device="cuda:1").device == "cuda:1"
     with pytest.raises(ValueError, match="device=cuda but no CUDA GPU is visible here; use device=cpu"):
-        Config(device="cuda")
+        from softorder.train.distributed import require_device
+
+        require_device("cuda")
 
 
 @pytest.mark.parametrize("path", ["/data/run#1", "x: y", "null", "~/with space", "a=b"])
@@ -137,3 +141,56 @@ def test_unknown_ordering_section(tmp_path: Path) -> None:
     p.write_text("benchmark: uci\norderings:\n  soft: {lr: -1}\n")
     with pytest.raises(ValueError, match=r"orderings\.soft: lr must be a number > 0"):
         benchmark_config("uci", path=p)
+
+
+@pytest.mark.parametrize(("text", "value"), [("010", 10), ("+007", 7), ("1_000", None), ("0x10", None)])
+def test_integers_are_decimal(text: str, value: int | None) -> None:
+    """YAML 1.1 reads 010 as 8 and 0x10 as 16: here integers are decimal, anything else is text."""
+    if value is None:
+        with pytest.raises(ValueError, match=f"seed must be an integer >= 0, got '{text}'"):
+            Config(seed=text)
+    else:
+        assert Config(seed=text).seed == value
+
+
+def test_yes_is_not_a_boolean_and_numpy_numbers_are_numbers() -> None:
+    import numpy as np
+
+    with pytest.raises(ValueError, match="compile must be true or false, got 'yes'"):
+        Config(compile="yes")
+    assert Config(seed=np.int64(3), steps=np.float64(10.0)).steps == 10
+
+
+def test_written_configs_read_back(tmp_path: Path) -> None:
+    """Text that looks like a number is quoted when a run writes config.yaml."""
+    from softorder.train.rundir import RunDir
+
+    cfg = Config(data_dir="1e5", backbone_weights="010")
+    RunDir(tmp_path).write_config(cfg.to_dict())
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("soft: [1]", r"orderings.soft must be a mapping"),
+        ("soft: {seed: 3}", r"orderings.soft cannot set seed"),
+    ],
+)
+def test_bad_per_ordering_sections(tmp_path: Path, section: str, message: str) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(f"benchmark: uci\norderings:\n  {section}\n")
+    with pytest.raises(ValueError, match=message):
+        benchmark_config("", path=p)
+
+
+def test_max_tasks_match_the_loaders() -> None:
+    from softorder.data.celeba import CELEBA_ATTRIBUTES
+    from softorder.data.mnist import ALL_PAIRS
+    from softorder.data.omniglot import ALPHABET_SETS
+    from softorder.data.uci import UCI_DATASETS
+    from softorder.train.config import ALPHABET_SET_SIZES, MAX_TASKS
+
+    assert MAX_TASKS["uci"] == len(UCI_DATASETS) and MAX_TASKS["mnist"] == len(ALL_PAIRS)
+    assert MAX_TASKS["celeba"] == len(CELEBA_ATTRIBUTES)
+    assert {k: len(v) for k, v in ALPHABET_SETS.items()} == ALPHABET_SET_SIZES

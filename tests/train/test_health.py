@@ -23,6 +23,7 @@ CFG = Config(
 def _net(ordering: str) -> tuple[torch.nn.Module, list]:
     from softorder.nn.network import dense_net
 
+    torch.manual_seed(0)
     tasks = make_synthetic(num_tasks=2, seed=0)
     sizes, classes = [t.in_features for t in tasks], [t.num_classes for t in tasks]
     net = dense_net(sizes, classes, width=8, ordering=ordering)
@@ -52,13 +53,14 @@ def test_verdict_and_one_warning(capsys: pytest.CaptureFixture[str]) -> None:
         monitor.update(net, {"step": step, "train_loss": chance})
     err = capsys.readouterr().err
     assert err.count("softorder: warning: runs/x, step 10: every unit of the last depth is dead") == 1
+    assert health.measure(net, tasks)["dead_tasks"] == [2, 2, 2, 2]
     assert monitor.result() == {"dead_last_depth": True, "at_chance": True, "unhealthy": True}
     early = health.verdict({"train_loss": [0.1, 0.2], "health": {"dead": [0.0, 0.5]}}, chance)
     assert early == {"dead_last_depth": False, "at_chance": False}
 
 
 def test_runs_log_health_and_a_dead_run_is_marked(tmp_path: Path) -> None:
-    alive = train(CFG.replace(lr=3e-3), tmp_path / "alive", quiet=True)
+    alive = train(CFG.replace(lr=1e-2, steps=100, checkpoint_every=50), tmp_path / "alive", quiet=True)
     rec = RunDir(tmp_path / "alive").read_metrics()[-1]
     assert len(rec["health"]["dead"]) == 4 and len(rec["health"]["s_entropy"]) == 4
     assert alive["health"] == {"dead_last_depth": False, "at_chance": False, "unhealthy": False}

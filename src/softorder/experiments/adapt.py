@@ -92,6 +92,9 @@ def _adapt_config(source: Config, mode: str, num_tasks: int, overrides: dict[str
             "the source run uses ordering 'single' (no shared layers): adapt a run with a shared "
             "core (soft, parallel or permuted), or use mode 'scratch' only"
         )
+    fixed = sorted(set(overrides) & {"ordering", "tasks", "depth"})
+    if fixed:
+        raise ValueError(f"--set {', '.join(fixed)}: the mode and --new-tasks decide it; leave it out")
     changes: dict[str, Any] = {"tasks": num_tasks}
     if mode == "soft":
         changes["ordering"] = "soft"
@@ -289,7 +292,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
-    seed = source.replace(**overrides).seed  # the new tasks' splits, shots and init
+    seed = source.replace(seed=overrides.get("seed", source.seed)).seed  # new tasks' splits, shots, init
     all_tasks = new_tasks_for(source, benchmark, args.new_tasks, args.skip, args.data_dir, seed)
     other = new_alphabet_set(source)
     if benchmark == "omniglot" and other:  # the adapted runs' configs name the set they came from

@@ -24,6 +24,7 @@ from typing import Any
 
 from softorder.nn.orderings import ORDERINGS
 from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
+from softorder.train import distributed
 from softorder.train.checkpoint import atomic_write_bytes, write_json
 from softorder.train.config import Config, read_mapping
 from softorder.train.rundir import RunDir
@@ -153,6 +154,7 @@ def compare(
         raise ValueError(f"trials must be at least 1, got {trials}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    distributed.require_device(cfg.device)  # before any worker starts
     out = Path(out)
     per_ordering = per_ordering or {}
     jobs = []

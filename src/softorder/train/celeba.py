@@ -120,7 +120,7 @@ class CelebATrainer:
     def __init__(self, cfg: Config, net: MultiTaskNet, out: Path, quiet: bool = False) -> None:
         self.cfg, self.net, self.out, self.quiet = cfg, net, Path(out), quiet
         self.run_dir = RunDir(out)
-        self.device = torch.device(cfg.device)
+        self.device = distributed.select_device(cfg.device)
         self.net.to(self.device)
         if cfg.channels_last:  # the conv backbone on NHWC activations (tensor cores)
             self.net.encoders.to(memory_format=torch.channels_last)  # type: ignore[call-arg]
@@ -292,6 +292,7 @@ def train_celeba(
 ) -> dict[str, Any]:
     """Train one CelebA run of ``cfg`` into ``out`` (Sec. 4.4); returns the result (also in
     ``out/result.json``). ``resume=True`` continues from ``out/checkpoint.pt``."""
+    distributed.require_device(cfg.device)
     if distributed.env_world_size() > 1:
         raise ValueError("celeba trains in one process; torchrun with several processes is not supported "
                          "yet: run `softorder train celeba ...` without torchrun")

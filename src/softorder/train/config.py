@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -155,7 +156,7 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
         valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - valid)
+        unknown = sorted(map(str, set(data) - valid))
         if unknown:
             raise ValueError(
                 f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
@@ -175,15 +176,41 @@ class Config:
 
 
 # -- values ----------------------------------------------------------------------------------
+# YAML 1.2's core schema for plain scalars: ``1e-4`` is a number; ``010``, ``0x10``, ``1:30``,
+# ``1_000``, ``yes`` and ``on`` (numbers or booleans in YAML 1.1) are text.
+_CORE_SCHEMA = {
+    "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    "tag:yaml.org,2002:int": (r"^[-+]?[0-9]+$", "-+0123456789"),
+    "tag:yaml.org,2002:float": (
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+}
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 as PyYAML reads it, except that ``1e-4`` and ``3E5`` are numbers (YAML 1.2)."""
+    """PyYAML's safe loader with YAML 1.2 booleans and numbers (:data:`_CORE_SCHEMA`)."""
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
+class _Dumper(yaml.SafeDumper):
+    """The writer matching :class:`_Loader`: text that would read back as a number is quoted."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.yaml_implicit_resolvers = {
+        ch: [(tag, rx) for tag, rx in resolvers if tag not in _CORE_SCHEMA]
+        for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    for _tag, (_rx, _first) in _CORE_SCHEMA.items():
+        _cls.add_implicit_resolver(_tag, re.compile(_rx), list(_first))
+_Loader.add_constructor(  # decimal, never octal
+    "tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node))
 )
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text that :func:`read_yaml` reads back to ``data`` (keys in their order)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False)
 
 
 def read_yaml(text: str, source: str) -> Any:
@@ -225,10 +252,10 @@ def _coerce(name: str, value: Any, rule: Rule) -> Any:
 
 
 def _number(name: str, value: Any, kind: str, rule: Rule, bad: ValueError) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers are Real too
         raise bad
     if kind == "int":
-        if isinstance(value, float) and not value.is_integer():
+        if not isinstance(value, numbers.Integral) and not float(value).is_integer():
             raise bad
         value = int(value)
     else:
@@ -246,14 +273,16 @@ def _number(name: str, value: Any, kind: str, rule: Rule, bad: ValueError) -> in
 
 
 def _check_device(device: str) -> None:
+    """The spelling of a device; whether this machine has it is checked when a run starts
+    (``distributed.require_device``), so a GPU run's config still reads on a CPU machine."""
     import torch
 
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"device must be a torch device (cpu, cuda, cuda:1, …), got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device} but no CUDA GPU is visible here; use device=cpu")
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}")
 
 
 # -- files and overrides ---------------------------------------------------------------------
@@ -323,9 +352,15 @@ def benchmark_config(
         data.update(quick_part)
     given = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
     data.update(given)
-    unknown = sorted(set(per_ordering) - set(ORDERINGS))
+    unknown = sorted(map(str, set(per_ordering) - set(ORDERINGS)))
     if unknown:
         raise ValueError(f"{path}: unknown ordering(s) {unknown} under 'orderings'; choose from {ORDERINGS}")
+    for o, part in per_ordering.items():
+        if not isinstance(part or {}, dict):
+            raise ValueError(f"{path}: orderings.{o} must be a mapping of key: value, got {part!r}")
+        fixed = sorted(set(part or {}) & {"benchmark", "ordering", "seed"})
+        if fixed:
+            raise ValueError(f"{path}: orderings.{o} cannot set {', '.join(fixed)} (shared by all methods)")
     cfg = Config.from_dict(data, source=str(path))
     per = {o: {k: v for k, v in (part or {}).items() if k not in given} for o, part in per_ordering.items()}
     for o, part in per.items():  # validate early: unknown keys and bad values fail before any run

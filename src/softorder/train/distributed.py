@@ -74,11 +74,25 @@ def is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def require_device(device: str | torch.device) -> None:
+    """A one-line error when this machine lacks ``device`` (checked before data is read)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"device={device} but no CUDA GPU is visible here; use device=cpu")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device={device} but only {n} CUDA GPU(s) are visible (cuda:0..cuda:{n - 1})")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device} but MPS is not available here; use device=cpu")
+
+
 def select_device(device: str | torch.device) -> torch.device:
     """The device of this process: ``cuda`` becomes ``cuda:LOCAL_RANK`` when torchrun started
     several processes (and is made the current CUDA device); anything else is returned as is."""
     dev = torch.device(device)
     if dev.type != "cuda" or env_world_size() <= 1:
+        require_device(dev)
         return dev
     n, lr = torch.cuda.device_count(), local_rank()
     if lr >= n:

@@ -8,12 +8,14 @@ TensorBoard (``health/``):
 * ``dead[k]`` — fraction of units at depth k that are zero on every probe row (a conv unit is a
   channel: dead when it is zero at every position). A ReLU unit that is zero on every input gets
   no gradient and never recovers; a last depth that is entirely dead leaves every task at chance;
+* ``dead_tasks[k]`` — how many tasks see every unit of depth k dead on their own probe rows (such
+  a task predicts a constant);
 * ``s_entropy[k]`` — mean over tasks of the entropy of softmax(S[t, k]) divided by log L: 1 is the
   uniform mixture S starts from, 0 a one-hot choice of one layer (soft ordering only).
 
 :func:`verdict` turns a record into the flags that ``compare`` marks: ``dead_last_depth`` and
-``at_chance`` (mean training loss still at least ``CHANCE_FRACTION`` of the loss of a uniform
-prediction).
+``at_chance`` (mean training loss still at least ``CHANCE_FRACTION`` of the loss of predicting
+each task's class prior).
 """
 
 from __future__ import annotations
@@ -46,14 +48,16 @@ def measure(net: MultiTaskNet, tasks: Sequence[TaskData]) -> dict[str, list[floa
             net(xs)
     finally:
         net.train(was_training)
-    rms, dead = [], []
+    rms, dead, dead_tasks = [], [], []
     for y in trace:
         y = y.float()
         units = y.flatten(2) if y.dim() > 2 else y.unsqueeze(2)  # [N, units, positions]
-        alive = (units != 0).any(dim=2).any(dim=0)
+        alive = (units != 0).any(dim=2)  # [N, units]
+        per_task = alive.view(len(tasks), rows, -1).any(dim=1)  # [T, units]: alive for that task
         rms.append(float(y.pow(2).mean().sqrt()))
-        dead.append(float(1.0 - alive.float().mean()))
-    return {"rms": rms, "dead": dead, "s_entropy": s_entropy(net)}
+        dead.append(float(1.0 - alive.any(dim=0).float().mean()))
+        dead_tasks.append(int((~per_task.any(dim=1)).sum()))
+    return {"rms": rms, "dead": dead, "dead_tasks": dead_tasks, "s_entropy": s_entropy(net)}
 
 
 def s_entropy(net: MultiTaskNet) -> list[float] | None:
@@ -67,8 +71,13 @@ def s_entropy(net: MultiTaskNet) -> list[float] | None:
 
 
 def chance_losses(tasks: Sequence[TaskData]) -> list[float]:
-    """Each task's loss of a uniform prediction: log C (log 2 for a binary task)."""
-    return [math.log(2 if t.binary else t.num_classes) for t in tasks]
+    """Each task's loss when it predicts its class prior (the entropy of its training labels):
+    what a net whose core is dead still reaches; log C for balanced classes."""
+    out = []
+    for t in tasks:
+        p = torch.bincount(t.y_train, minlength=t.num_classes).double() / t.y_train.numel()
+        out.append(float(-(p[p > 0] * p[p > 0].log()).sum()))
+    return out
 
 
 class Monitor:
@@ -92,6 +101,12 @@ class Monitor:
             print(message, file=sys.stderr, flush=True)
             self.warned = True
 
+    def restore(self, records: Sequence[dict[str, Any]]) -> None:
+        """After a resume: the flags of the last record kept (a run resumed at its last step
+        keeps the verdict it had)."""
+        if records and records[-1].get("health"):
+            self.flags = verdict(records[-1], self.chance)
+
     def result(self) -> dict[str, Any]:
         return {**self.flags, "unhealthy": any(self.flags.values())}
 
@@ -100,10 +115,10 @@ def verdict(record: dict[str, Any], chance: Sequence[float]) -> dict[str, bool]:
     """Flags of one ``metrics.jsonl`` record: the last depth entirely dead; the training loss at
     chance."""
     health = record.get("health") or {}
-    dead = health.get("dead") or [0.0]
+    dead, dead_tasks = health.get("dead") or [0.0], health.get("dead_tasks") or [0]
     train = sum(record["train_loss"]) / len(record["train_loss"])
     return {
-        "dead_last_depth": dead[-1] >= 1.0,
+        "dead_last_depth": dead[-1] >= 1.0 or dead_tasks[-1] > 0,
         "at_chance": train >= CHANCE_FRACTION * sum(chance) / len(chance),
     }
 
@@ -112,7 +127,7 @@ def warning(flags: dict[str, bool], step: int, name: str = "this run") -> str | 
     """The message for the run ``name`` that looks dead at ``step`` (None when it looks alive)."""
     said = []
     if flags["dead_last_depth"]:
-        said.append("every unit of the last depth is dead (zero on every probe row)")
+        said.append("every unit of the last depth is dead for some task (zero on its probe rows)")
     if flags["at_chance"]:
         said.append("the training loss is still at chance")
     if not said:

@@ -18,6 +18,7 @@ import json
 import math
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,12 @@ def check_losses(
     losses: Tensor, names: Sequence[str], step: int, checkpoint: Path | None, what: str = "task"
 ) -> None:
     """Raise :class:`TrainingDiverged` naming the first task whose loss is NaN or inf
-    (``checkpoint``: the last good checkpoint; None when none was written)."""
+    (``checkpoint``: where the run keeps its checkpoint; None: it keeps none)."""
     bad = ~torch.isfinite(losses.detach())
     if bool(bad.any()):
         t = int(bad.nonzero()[0, 0])
-        kept = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written"
+        written = checkpoint is not None and checkpoint.exists()
+        kept = f"the last good checkpoint is {checkpoint}" if written else "no checkpoint was written"
         raise TrainingDiverged(
             f"loss of {what} {t} ({names[t]}) is {float(losses[t].detach())} at step {step}; "
             f"{kept} (try a lower lr)"
@@ -104,28 +106,33 @@ def make_optimizer(net: MultiTaskNet, cfg: Config) -> torch.optim.Optimizer:
     s_params = list(net.ordering_parameters())
     s_ids = {id(p) for p in s_params}
     rest = [p for p in net.parameters() if p.requires_grad and id(p) not in s_ids]
-    groups: list[dict[str, Any]] = [{"params": rest, "weight_decay": cfg.weight_decay, "name": "net"}]
+    groups: list[dict[str, Any]] = [{"params": rest, "name": "net", **group_settings(cfg, "net")}]
     if s_params:
-        groups.append({"params": s_params, "lr": cfg.s_lr or cfg.lr, "weight_decay": 0.0, "name": "S"})
+        groups.append({"params": s_params, "name": "S", **group_settings(cfg, "S")})
     try:  # the fused kernel is ~3x faster than foreach for many small per-task tensors
         return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
     except (RuntimeError, TypeError):  # older torch or a device without fused Adam
         return torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
 
 
+def group_settings(cfg: Config, group: str) -> dict[str, float]:
+    """Learning rate and weight decay of an optimizer group: ``S`` (own lr ``s_lr``, no weight
+    decay) or ``net`` (everything else)."""
+    if group == "S":
+        return {"lr": cfg.s_lr or cfg.lr, "weight_decay": 0.0}
+    return {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+
+
 def apply_optimizer_settings(opt: torch.optim.Optimizer, cfg: Config) -> None:
     """Set the learning rates and weight decay of ``cfg`` on a (resumed) optimizer's groups."""
     for group in opt.param_groups:
-        if group.get("name") == "S":
-            group["lr"] = cfg.s_lr or cfg.lr
-        else:
-            group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
+        group.update(group_settings(cfg, "S" if group.get("name") == "S" else "net"))
 
 
 def check_resume(saved: dict[str, Any], cfg: Config, step: int) -> list[str]:
     """The keys in which ``cfg`` changes the checkpoint's config ``saved``; an error naming the
     key when one of them defines the run (model, data, seed, …) or ``steps`` is below ``step``."""
-    old = Config.from_dict(saved, source="the checkpoint's config")
+    old = Config.from_dict(saved, source="the checkpoint's config")  # device: spelling only
     changed = old.differences(cfg)
     for k in changed:
         if k not in RESUMABLE:
@@ -246,6 +253,7 @@ class Trainer:
                 )
             # Forget metrics logged after the checkpoint: they will be recomputed identically.
             self.run_dir.trim_metrics(self.step)
+        self.health.restore(distributed.on_main(self.run_dir.read_metrics))
 
     # -- the loop ----------------------------------------------------------------------------
     def train_step(self) -> Tensor:
@@ -267,8 +275,7 @@ class Trainer:
         self.scaler.scale(losses.sum()).backward()
         if self.world_size > 1:
             distributed.finish_mean(seen, work)
-        ckpt = self.run_dir.checkpoint
-        check_losses(seen, [t.name for t in self.tasks], self.step + 1, ckpt if ckpt.exists() else None)
+        check_losses(seen, [t.name for t in self.tasks], self.step + 1, self.run_dir.checkpoint)
         self.scaler.step(self.opt)
         self.scaler.update()
         return seen.detach()
@@ -395,12 +402,16 @@ def train(
         from softorder.train.celeba import train_celeba
 
         return train_celeba(cfg, out, resume=resume, quiet=quiet, clean=clean)
+    distributed.require_device(cfg.device)
     created, finished = distributed.setup(cfg.device), False
     try:
         # The trainer and its DDP model (which holds the process group) live in _train only, so
-        # they are gone when teardown frees the group.
+        # they are gone when teardown frees the group (also when _train raised: its frames go).
         result = _train(cfg, Path(out), tasks, resume, quiet, clean)
         finished = True
+    except BaseException as e:
+        traceback.clear_frames(e.__traceback__)
+        raise
     finally:
         distributed.teardown(created, finished)
     return result
@@ -413,7 +424,7 @@ def _train(
 
     out = Path(distributed.broadcast_object(str(out)))  # rank 0's directory (default names hold a time)
     run = RunDir(out)
-    distributed.on_main(run.check_writable if resume else lambda: run.start_fresh(clean))
+    distributed.on_main(lambda: _check_resumable(run, cfg) if resume else run.start_fresh(clean))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -424,3 +435,10 @@ def _train(
     if resume:
         trainer.resume()
     return trainer.run()
+
+
+def _check_resumable(run: RunDir, cfg: Config) -> None:
+    """Before any data is read: the checkpoint exists and ``cfg`` only changes what a resume can."""
+    run.check_writable()
+    ckpt = load_checkpoint(run.checkpoint)
+    check_resume(ckpt["config"], cfg, int(ckpt["step"]))

@@ -14,9 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from softorder.atomic import atomic_write_bytes
+from softorder.train.config import dump_yaml
 
 
 class RunDir:
@@ -109,7 +108,7 @@ class RunDir:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def write_config(self, cfg_dict: dict[str, Any]) -> None:
-        atomic_write_bytes(self.config, yaml.safe_dump(cfg_dict, sort_keys=False).encode())
+        atomic_write_bytes(self.config, dump_yaml(cfg_dict).encode())
 
     # -- metrics -----------------------------------------------------------------------------
     def read_metrics(self) -> list[dict[str, Any]]:
@@ -133,8 +132,7 @@ class RunDir:
     def trim_metrics(self, step: int) -> None:
         """Keep the records up to ``step`` (a resume recomputes the later ones), atomically."""
         if self.metrics.exists():
-            keep = [r for r in self.read_metrics() if r["step"] <= step]
-            atomic_write_bytes(self.metrics, "".join(json.dumps(r) + "\n" for r in keep).encode())
+            self.write_metrics([r for r in self.read_metrics() if r["step"] <= step])
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         atomic_write_bytes(self.metrics, "".join(json.dumps(r) + "\n" for r in records).encode())

@@ -37,7 +37,7 @@ from softorder.nn.network import MultiTaskNet
 from softorder.nn.orderings import HardOrdering
 from softorder.train import distributed, health
 from softorder.train.config import Config
-from softorder.train.loop import TaskSampler, check_losses, finish_run, log_tensorboard
+from softorder.train.loop import TaskSampler, check_losses, finish_run, group_settings, log_tensorboard
 from softorder.train.metrics import as_input, autocast, evaluate, validation_record
 from softorder.train.rundir import RunDir
 
@@ -132,10 +132,10 @@ class TrialGroup:
         s_ids = {id(p) for p in self.base.ordering_parameters()}
         s_names = {name for name, p in self.base.named_parameters() if id(p) in s_ids}
         rest = [p for k, p in self.params.items() if p.requires_grad and k not in s_names]
-        groups: list[dict[str, Any]] = [{"params": rest, "weight_decay": self.cfg.weight_decay}]
+        groups: list[dict[str, Any]] = [{"params": rest, **group_settings(self.cfg, "net")}]
         if s_names:
             s_params = [self.params[k] for k in sorted(s_names)]
-            groups.append({"params": s_params, "lr": self.cfg.s_lr or self.cfg.lr, "weight_decay": 0.0})
+            groups.append({"params": s_params, **group_settings(self.cfg, "S")})
         try:
             return torch.optim.Adam(groups, lr=self.cfg.lr, fused=True)
         except (RuntimeError, TypeError):
