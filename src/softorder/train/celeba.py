@@ -39,9 +39,10 @@ from softorder.nn.network import MultiTaskNet
 from softorder.train import distributed
 from softorder.train.accel import wrap_model
 from softorder.train.checkpoint import load_checkpoint, save_checkpoint, write_json
-from softorder.train.config import Config
-from softorder.train.loop import apply_optimizer_settings, check_losses, check_resume, make_optimizer
+from softorder.train.config import Config, check_resume
+from softorder.train.loop import check_losses
 from softorder.train.metrics import autocast, run_result, validation_record
+from softorder.train.optim import apply_optimizer_settings, make_optimizer
 from softorder.train.rundir import RunDir
 
 Batch = tuple[Tensor, Tensor]

@@ -366,3 +366,22 @@ def benchmark_config(
     for o, part in per.items():  # validate early: unknown keys and bad values fail before any run
         Config.from_dict({**cfg.to_dict(), **part, "ordering": o}, source=f"{path}, orderings.{o}")
     return cfg, per
+
+
+def check_resume(saved: dict[str, Any], cfg: Config, step: int) -> list[str]:
+    """The keys in which ``cfg`` changes the checkpoint's config ``saved``; an error naming the
+    key when one of them defines the run (model, data, seed, …) or ``steps`` is below ``step``."""
+    old = Config.from_dict(saved, source="the checkpoint's config")  # device: spelling only
+    changed = old.differences(cfg)
+    for k in changed:
+        if k not in RESUMABLE:
+            raise ValueError(
+                f"--resume cannot change {k} ({getattr(old, k)!r} -> {getattr(cfg, k)!r}): it defines "
+                "the run; "
+                f"start a new run with --out (resumable keys: {', '.join(sorted(RESUMABLE))})"
+            )
+    if cfg.steps < step:
+        raise ValueError(
+            f"steps={cfg.steps} is below the {step} steps the run has already trained; give steps >= {step}"
+        )
+    return changed

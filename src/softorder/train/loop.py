@@ -32,8 +32,9 @@ from softorder.nn.network import MultiTaskNet
 from softorder.train import distributed, health
 from softorder.train.accel import wrap_model
 from softorder.train.checkpoint import load_checkpoint, save_checkpoint, write_json
-from softorder.train.config import RESUMABLE, Config
+from softorder.train.config import Config, check_resume
 from softorder.train.metrics import as_input, autocast, evaluate, run_result, validation_record
+from softorder.train.optim import apply_optimizer_settings, make_optimizer
 from softorder.train.rundir import RunDir
 
 
@@ -99,53 +100,6 @@ class TaskSampler:
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self.gen.set_state(s["gen"])
         self.perm, self.pos = s["perm"], int(s["pos"])
-
-
-def make_optimizer(net: MultiTaskNet, cfg: Config) -> torch.optim.Optimizer:
-    """Adam; S is its own group (its own learning rate ``s_lr``, no weight decay)."""
-    s_params = list(net.ordering_parameters())
-    s_ids = {id(p) for p in s_params}
-    rest = [p for p in net.parameters() if p.requires_grad and id(p) not in s_ids]
-    groups: list[dict[str, Any]] = [{"params": rest, "name": "net", **group_settings(cfg, "net")}]
-    if s_params:
-        groups.append({"params": s_params, "name": "S", **group_settings(cfg, "S")})
-    try:  # the fused kernel is ~3x faster than foreach for many small per-task tensors
-        return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
-    except (RuntimeError, TypeError):  # older torch or a device without fused Adam
-        return torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
-
-
-def group_settings(cfg: Config, group: str) -> dict[str, float]:
-    """Learning rate and weight decay of an optimizer group: ``S`` (own lr ``s_lr``, no weight
-    decay) or ``net`` (everything else)."""
-    if group == "S":
-        return {"lr": cfg.s_lr or cfg.lr, "weight_decay": 0.0}
-    return {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
-
-
-def apply_optimizer_settings(opt: torch.optim.Optimizer, cfg: Config) -> None:
-    """Set the learning rates and weight decay of ``cfg`` on a (resumed) optimizer's groups."""
-    for group in opt.param_groups:
-        group.update(group_settings(cfg, "S" if group.get("name") == "S" else "net"))
-
-
-def check_resume(saved: dict[str, Any], cfg: Config, step: int) -> list[str]:
-    """The keys in which ``cfg`` changes the checkpoint's config ``saved``; an error naming the
-    key when one of them defines the run (model, data, seed, …) or ``steps`` is below ``step``."""
-    old = Config.from_dict(saved, source="the checkpoint's config")  # device: spelling only
-    changed = old.differences(cfg)
-    for k in changed:
-        if k not in RESUMABLE:
-            raise ValueError(
-                f"--resume cannot change {k} ({getattr(old, k)!r} -> {getattr(cfg, k)!r}): it defines "
-                "the run; "
-                f"start a new run with --out (resumable keys: {', '.join(sorted(RESUMABLE))})"
-            )
-    if cfg.steps < step:
-        raise ValueError(
-            f"steps={cfg.steps} is below the {step} steps the run has already trained; give steps >= {step}"
-        )
-    return changed
 
 
 class Trainer:

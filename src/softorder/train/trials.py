@@ -37,8 +37,9 @@ from softorder.nn.network import MultiTaskNet
 from softorder.nn.orderings import HardOrdering
 from softorder.train import distributed, health
 from softorder.train.config import Config
-from softorder.train.loop import TaskSampler, check_losses, finish_run, group_settings, log_tensorboard
+from softorder.train.loop import TaskSampler, check_losses, finish_run, log_tensorboard
 from softorder.train.metrics import as_input, autocast, evaluate, validation_record
+from softorder.train.optim import group_settings
 from softorder.train.rundir import RunDir
 
 
@@ -128,7 +129,7 @@ class TrialGroup:
         ]
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        """Adam as :func:`softorder.train.loop.make_optimizer`, on the stacked tensors."""
+        """Adam as :func:`softorder.train.optim.make_optimizer`, on the stacked tensors."""
         s_ids = {id(p) for p in self.base.ordering_parameters()}
         s_names = {name for name, p in self.base.named_parameters() if id(p) in s_ids}
         rest = [p for k, p in self.params.items() if p.requires_grad and k not in s_names]

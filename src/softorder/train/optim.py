@@ -1,0 +1,39 @@
+"""The optimizer of every trainer: Adam with S in its own group (Sec. 3.3: S and the layers are
+learned jointly; S may have its own learning rate ``s_lr`` and gets no weight decay)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from softorder.nn.network import MultiTaskNet
+from softorder.train.config import Config
+
+
+def make_optimizer(net: MultiTaskNet, cfg: Config) -> torch.optim.Optimizer:
+    """Adam; S is its own group (its own learning rate ``s_lr``, no weight decay)."""
+    s_params = list(net.ordering_parameters())
+    s_ids = {id(p) for p in s_params}
+    rest = [p for p in net.parameters() if p.requires_grad and id(p) not in s_ids]
+    groups: list[dict[str, Any]] = [{"params": rest, "name": "net", **group_settings(cfg, "net")}]
+    if s_params:
+        groups.append({"params": s_params, "name": "S", **group_settings(cfg, "S")})
+    try:  # the fused kernel is ~3x faster than foreach for many small per-task tensors
+        return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
+    except (RuntimeError, TypeError):  # older torch or a device without fused Adam
+        return torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
+
+
+def group_settings(cfg: Config, group: str) -> dict[str, float]:
+    """Learning rate and weight decay of an optimizer group: ``S`` (own lr ``s_lr``, no weight
+    decay) or ``net`` (everything else)."""
+    if group == "S":
+        return {"lr": cfg.s_lr or cfg.lr, "weight_decay": 0.0}
+    return {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+
+
+def apply_optimizer_settings(opt: torch.optim.Optimizer, cfg: Config) -> None:
+    """Set the learning rates and weight decay of ``cfg`` on a (resumed) optimizer's groups."""
+    for group in opt.param_groups:
+        group.update(group_settings(cfg, "S" if group.get("name") == "S" else "net"))
