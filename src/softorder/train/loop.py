@@ -168,12 +168,14 @@ class Trainer:
         if self.rank == 0:
             save_checkpoint(self.run_dir.checkpoint, state)
 
-    def resume(self) -> None:
+    def resume(self, ckpt: dict[str, Any] | None = None) -> None:
         """Continue from ``checkpoint.pt``. Rank 0 reads it and hands it to every rank (no shared
         file system needed); a checkpoint of any world size loads, bit-for-bit when the world size
         is the same. The global batch is ``world_size × batch_size``: keep it equal to continue the
-        same run (e.g. ``--set batch_size=64`` on 1 process for a run of 2 × 32)."""
-        ckpt = distributed.on_main(lambda: load_checkpoint(self.run_dir.checkpoint))
+        same run (e.g. ``--set batch_size=64`` on 1 process for a run of 2 × 32). ``ckpt``: the
+        checkpoint, when the caller has already read it (on every rank)."""
+        if ckpt is None:
+            ckpt = distributed.on_main(lambda: load_checkpoint(self.run_dir.checkpoint))
         changed = check_resume(ckpt["config"], self.cfg, int(ckpt["step"]))
         self.net.load_state_dict(ckpt["model"], strict=True)
         self.opt.load_state_dict(ckpt["optimizer"])
@@ -378,7 +380,8 @@ def _train(
 
     out = Path(distributed.broadcast_object(str(out)))  # rank 0's directory (default names hold a time)
     run = RunDir(out)
-    distributed.on_main(lambda: _check_resumable(run, cfg) if resume else run.start_fresh(clean))
+    # the checkpoint is read (and checked against cfg) once, on rank 0, before any data
+    ckpt = distributed.on_main(lambda: _check_resumable(run, cfg) if resume else run.start_fresh(clean))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -387,12 +390,14 @@ def _train(
     net = build_net(cfg, tasks)
     trainer = Trainer(cfg, net, tasks, out, quiet=quiet)
     if resume:
-        trainer.resume()
+        trainer.resume(ckpt)
     return trainer.run()
 
 
-def _check_resumable(run: RunDir, cfg: Config) -> None:
-    """Before any data is read: the checkpoint exists and ``cfg`` only changes what a resume can."""
+def _check_resumable(run: RunDir, cfg: Config) -> dict[str, Any]:
+    """Before any data is read: the checkpoint, which exists and whose config ``cfg`` changes
+    only in what a resume can change."""
     run.check_writable()
     ckpt = load_checkpoint(run.checkpoint)
     check_resume(ckpt["config"], cfg, int(ckpt["step"]))
+    return ckpt
