@@ -18,16 +18,10 @@ import argparse
 import json
 from pathlib import Path
 
+from softorder.benchmarks import benchmark_config, get
 from softorder.experiments.compare import compare
 from softorder.nn.orderings import ORDERINGS
-from softorder.train.config import (
-    benchmark_config,
-    builtin_config,
-    dump_yaml,
-    parse_overrides,
-    read_mapping,
-    read_yaml,
-)
+from softorder.train.config import dump_yaml, parse_overrides, read_mapping, read_yaml
 
 S_ONLY = {"s_lr", "temperature", "soft_norm"}
 
@@ -93,7 +87,7 @@ def main() -> None:
             )
     Path(args.out, "recipe.json").write_text(json.dumps({"rows": rows, "chosen": chosen}, indent=2))
     # A config for `softorder compare --config`: the shipped YAML with the chosen per-ordering settings.
-    base = read_mapping(builtin_config(args.benchmark))
+    base = read_mapping(get(args.benchmark).config_path)
     settings = {r["setting"]: r["overrides"] for r in rows}
     base["orderings"] = {
         o: {**(base.get("orderings") or {}).get(o, {}), **settings[c]} for o, c in chosen.items()

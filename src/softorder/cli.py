@@ -9,12 +9,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from softorder import __version__, bench, benchmarks
+from softorder.data.download import fetch, resolve_data_dir
+from softorder.experiments import adapt_cli, analysis_cli
+from softorder.experiments.compare import compare
 from softorder.nn.orderings import ORDERINGS
+from softorder.report import cli as report_cli
+from softorder.train.distributed import is_main
+from softorder.train.rundir import RunDir
+from softorder.train.trainer import TrainingDiverged
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one run from a YAML config (or a benchmark name)")
-    p.add_argument("config", nargs="?", help="CONFIG.yaml, or a benchmark name (mnist, uci, omniglot)")
+    names = ", ".join(benchmarks.names())
+    p.add_argument("config", nargs="?", help=f"CONFIG.yaml, or a benchmark name ({names})")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -43,11 +52,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from softorder.train.config import benchmark_config, load_config
-    from softorder.train.distributed import is_main
-    from softorder.train.loop import train
-    from softorder.train.rundir import RunDir
-
     # --set values are converted by each key's type; paths are taken literally (never parsed)
     overrides = list(args.overrides) + ([f"data_dir={args.data_dir}"] if args.data_dir else [])
     overrides += [f"precision={args.precision}"] if args.precision else []
@@ -58,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.resume)
         if not RunDir(out).config.is_file():
             raise FileNotFoundError(f"{out} holds no run to resume (no config.yaml); check the path")
-        cfg = load_config(RunDir(out).config, overrides)
+        cfg = benchmarks.load_config(RunDir(out).config, overrides)
     else:
         if not args.config:
             raise ValueError("give a CONFIG.yaml or a benchmark name, or --resume RUN_DIR")
@@ -66,12 +70,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if path.is_dir() and RunDir(path).config.is_file():
             raise ValueError(f"{path} is a run folder; to continue it: softorder train --resume {path}")
         if path.suffix in (".yaml", ".yml") or path.exists():
-            cfg, per = benchmark_config("", args.quick, overrides, path=path)
+            cfg, per = benchmarks.benchmark_config("", args.quick, overrides, path=path)
         else:
-            cfg, per = benchmark_config(args.config, args.quick, overrides)
+            cfg, per = benchmarks.benchmark_config(args.config, args.quick, overrides)
         cfg = cfg.replace(**per.get(cfg.ordering, {}))  # the command line already won in per
         out = Path(args.out or f"runs/{cfg.benchmark}-{cfg.ordering}-{time.strftime('%Y%m%d-%H%M%S')}")
-    r = train(cfg, out, resume=bool(args.resume), quiet=args.quiet)
+    r = benchmarks.train(cfg, out, resume=bool(args.resume), quiet=args.quiet)
     if not is_main():  # under torchrun only rank 0 reports
         return 0
     print(
@@ -84,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="all methods × trials on a benchmark, with CIs and p-values")
-    p.add_argument("benchmark", help="mnist, uci or omniglot")
+    p.add_argument("benchmark", help=", ".join(benchmarks.names()))
     p.add_argument(
         "--orderings",
         default=",".join(ORDERINGS),
@@ -112,9 +116,6 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from softorder.experiments.compare import compare
-    from softorder.train.config import benchmark_config
-
     overrides = list(args.overrides)
     for key, value in (
         ("data_dir", args.data_dir),
@@ -124,7 +125,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             overrides.append(f"{key}={value}")
-    cfg, per = benchmark_config(args.benchmark, args.quick, overrides, path=args.config)
+    cfg, per = benchmarks.benchmark_config(args.benchmark, args.quick, overrides, path=args.config)
     orderings = [o.strip() for o in args.orderings.split(",") if o.strip()]
     trials = args.trials if args.trials is not None else (3 if args.quick else 5)
     out = Path(
@@ -153,8 +154,6 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from softorder.data.download import fetch, resolve_data_dir
-
     root = resolve_data_dir(args.root)
     paths = fetch(args.name, root, base_url=args.base_url)
     for path in paths:
@@ -173,25 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_compare(sub)
     _add_data(sub)
-    for module in (
-        "softorder.experiments.analysis_cli",
-        "softorder.report.cli",
-        "softorder.bench",
-        "softorder.experiments.adapt",
-    ):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-            continue
-        mod.register(sub)
+    for module in (analysis_cli, report_cli, bench, adapt_cli):
+        module.register(sub)
     return parser
 
 
 def _version() -> str:
-    from softorder import __version__
-
     return f"softorder {__version__}"
 
 
@@ -211,13 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"softorder: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except RuntimeError as e:
-        from softorder.train.loop import TrainingDiverged
-
-        if isinstance(e, TrainingDiverged):
-            print(f"softorder: training diverged: {e}", file=sys.stderr)
-            return 3
-        raise
+    except TrainingDiverged as e:
+        print(f"softorder: training diverged: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("softorder: interrupted", file=sys.stderr)
         return 130

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from softorder.benchmarks import train
 from softorder.cli import main
 from softorder.data.synthetic import make_synthetic
 from softorder.experiments.adapt import MODES, adapt, load_source, run_modes, subsample_shots
 from softorder.train.config import Config
-from softorder.train.loop import train
 
 FAST = {"steps": 60, "eval_every": 20, "checkpoint_every": 20}
 

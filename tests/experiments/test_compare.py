@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from softorder.benchmarks import benchmark_config
 from softorder.cli import main
 from softorder.experiments.compare import compare
-from softorder.train.config import benchmark_config
 
 
 def test_compare_writes_machine_readable_results(tmp_path: Path) -> None:

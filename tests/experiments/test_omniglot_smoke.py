@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from softorder.benchmarks import benchmark_config, train
 from softorder.nn.orderings import ORDERINGS
-from softorder.train.config import benchmark_config
-from softorder.train.loop import train
 
 
 @pytest.mark.parametrize("ordering", ORDERINGS)

@@ -61,9 +61,9 @@ def test_sweep_plot(sweep_dir: Path, tmp_path: Path) -> None:
 
 
 def test_health_plot_of_real_runs(tmp_path: Path) -> None:
+    from softorder.benchmarks import train
     from softorder.report.health import has_health, plot_health
     from softorder.train.config import Config
-    from softorder.train.loop import train
 
     cfg = Config(benchmark="synthetic", tasks=2, width=8, steps=20, eval_every=10, checkpoint_every=20)
     runs = {o: tmp_path / o for o in ("parallel", "soft")}

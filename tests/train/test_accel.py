@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import softorder as so
+from softorder.benchmarks import train
 from softorder.cli import main
 from softorder.train.accel import use_channels_last
 from softorder.train.config import Config, load_config
-from softorder.train.loop import train
 
 CFG = Config(benchmark="synthetic", tasks=2, width=8, steps=4, eval_every=2, checkpoint_every=2, dropout=0.0)
 
@@ -60,7 +60,7 @@ def test_precision_and_compile_flags_reach_the_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[Config] = []
-    monkeypatch.setattr("softorder.train.loop.train", lambda cfg, out, **kw: seen.append(cfg) or _result())
+    monkeypatch.setattr("softorder.benchmarks.train", lambda cfg, out, **kw: seen.append(cfg) or _result())
     cfg = tmp_path / "c.yaml"
     cfg.write_text("benchmark: synthetic\ntasks: 2\nsteps: 2\n")
     assert main(["train", str(cfg), "--out", str(tmp_path / "r"), "--precision", "bf16", "--compile"]) == 0

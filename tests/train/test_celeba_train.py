@@ -16,12 +16,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from celeba_fixture import make_fake_celeba
 
+from softorder.benchmarks import get, train
 from softorder.cli import main
 from softorder.data.celeba import CELEBA_ATTRIBUTES
 from softorder.nn.backbones import celeba_net, resnet50_trunk
-from softorder.train.celeba import build_celeba_net
 from softorder.train.config import Config
-from softorder.train.loop import train
 
 RESULT_KEYS = {
     "benchmark", "ordering", "seed", "task_names", "best_step", "steps", "test_loss", "test_error",
@@ -72,7 +71,7 @@ def test_short_run_writes_run_files(data_dir: Path, tmp_path: Path) -> None:
 
 def test_resume_at_an_epoch_boundary_matches_uninterrupted(data_dir: Path, tmp_path: Path) -> None:
     # 28 train images / batch 7 = 4 steps per epoch; stopping at step 8 ends epoch 1 exactly, so the
-    # resumed run sees the same batches (mid-epoch resumes restart the epoch; see train/celeba.py).
+    # resumed run sees the same batches (mid-epoch resumes restart the epoch: LoaderBatches).
     cfg = small_cfg(data_dir, steps=12, eval_every=4, checkpoint_every=4, max_eval_per_task=6)
     full = train(cfg, tmp_path / "full", quiet=True)
     train(cfg.replace(steps=8), tmp_path / "part", quiet=True)
@@ -134,7 +133,7 @@ def test_resnet50_weights_load_strictly(
     torch.save(resnet50_state, path)
     trunk = resnet50_trunk(path)
     assert torch.equal(trunk.state_dict()["conv1.weight"], resnet50_state["conv1.weight"])
-    net = build_celeba_net(small_cfg(data_dir, small_backbone=False, backbone_weights=str(path)))
+    net = get("celeba").build_net(small_cfg(data_dir, small_backbone=False, backbone_weights=str(path)))
     loaded = net.encoders.module.trunk.state_dict()["layer4.2.bn3.running_var"]
     assert torch.equal(loaded, resnet50_state["layer4.2.bn3.running_var"])
 

@@ -18,9 +18,10 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from softorder.benchmarks import train
 from softorder.train import distributed
 from softorder.train.config import Config, load_config
-from softorder.train.loop import TaskSampler, train
+from softorder.train.sources import TaskSampler
 
 CONFIG = """
 benchmark: synthetic

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from softorder.benchmarks import train
 from softorder.data.synthetic import make_synthetic
 from softorder.experiments.compare import results_markdown, summarise
 from softorder.train import health
 from softorder.train.config import Config
-from softorder.train.loop import train
 from softorder.train.rundir import RunDir
 
 CFG = Config(

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from softorder.benchmarks import train
 from softorder.data.synthetic import make_synthetic
 from softorder.train.checkpoint import load_checkpoint
 from softorder.train.config import Config, load_config
-from softorder.train.loop import TrainingDiverged, train
 from softorder.train.rundir import RunDir
+from softorder.train.trainer import TrainingDiverged
 
 CFG = Config(
     benchmark="synthetic", tasks=2, width=8, steps=40, eval_every=10, checkpoint_every=20, dropout=0.0,

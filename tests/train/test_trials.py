@@ -9,13 +9,11 @@ import pytest
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from softorder.experiments.benchmarks import build_net, load_tasks
+from softorder.benchmarks import benchmark_config, build_net, load_tasks, train, train_trials
 from softorder.experiments.compare import compare
 from softorder.nn.banks import Dropout
-from softorder.train.config import benchmark_config
-from softorder.train.loop import train
 from softorder.train.metrics import evaluate
-from softorder.train.trials import TrialGroup, check_stackable, train_trials
+from softorder.train.trials import StackedTrials, check_stackable
 
 
 def _cfg(ordering: str, **kw: object):
@@ -63,12 +61,12 @@ def test_group_evaluation_matches_per_trial_evaluation(tmp_path: Path) -> None:
     sets = [load_tasks(c) for c in cfgs]
     for ts in sets[1:]:  # uneven split sizes across trials exercise the padding
         ts[0].x_val, ts[0].y_val = ts[0].x_val[:-3], ts[0].y_val[:-3]
-    group = TrialGroup(cfgs, [tmp_path / str(s) for s in range(3)], sets)
-    for _ in range(5):
-        group.train_step()
+    group = StackedTrials(cfgs, sets, build_net)
+    for step in range(5):
+        group.train_step(step + 1)
     together = group.evaluate("val", chunk=16)
     for r, ts in enumerate(sets):
-        loss, err = evaluate(group.load_trial(r), ts, "val")
+        loss, err = evaluate(group.net(r), ts, "val")
         assert together[r][0] == pytest.approx(loss, abs=1e-5)
         assert together[r][1] == pytest.approx(err, abs=1e-6)
 

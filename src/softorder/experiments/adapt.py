@@ -15,12 +15,12 @@ scratch    each new task alone from scratch: its own copy of the core (ordering 
 
 Learned dense encoders are per task, so they are trained for the new tasks in every mode; the
 Omniglot encoder (channel padding) has no parameters. All new tasks are adapted jointly, as one
-multitask net, with the :class:`~softorder.train.loop.Trainer` of the paper's runs (Sec. 4).
+multitask net, with the trainer of the paper's runs (Sec. 4). New tasks come from the benchmark
+(:meth:`softorder.benchmarks.Benchmark.new_tasks`); the command line is ``adapt_cli.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -29,14 +29,14 @@ from typing import Any
 
 import torch
 
+from softorder import benchmarks
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
-from softorder.train.config import Config, parse_overrides
+from softorder.train.config import Config
 from softorder.train.rundir import RunDir
 
 MODES = ("soft", "parallel", "scratch")
 BANK_PREFIX = "core.bank."
-ADAPT_BENCHMARKS = ("omniglot", "synthetic")
 
 
 def load_source(run_dir: str | Path) -> tuple[Config, dict[str, torch.Tensor]]:
@@ -53,9 +53,7 @@ def load_source(run_dir: str | Path) -> tuple[Config, dict[str, torch.Tensor]]:
             f"{best} does not exist: the run in {run_dir} has not finished (its best weights are "
             f"written at the end); finish it with `softorder train --resume {run_dir}`"
         )
-    from softorder.train.config import load_config
-
-    cfg = load_config(cfg_path)
+    cfg = benchmarks.load_config(cfg_path)
     try:
         state = torch.load(best, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or not a torch file
@@ -130,9 +128,6 @@ def adapt(
     adapted run is written to ``out`` (default ``RUN_DIR/adapt/<mode>``). Returns the run result
     (``mean_test_error`` etc.) with ``mode``, ``source`` and the trainable / frozen parameter counts.
     """
-    from softorder.experiments.benchmarks import build_net
-    from softorder.train.loop import Trainer
-
     run_dir = Path(run_dir)
     tasks = list(tasks)
     if not tasks:
@@ -144,12 +139,12 @@ def adapt(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    net = build_net(cfg, tasks)
+    net = benchmarks.build_net(cfg, tasks)
     if mode != "scratch":
         _freeze_bank(net, bank, run_dir)
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in net.parameters() if not p.requires_grad)
-    result = Trainer(cfg, net, tasks, out, quiet=quiet).run()
+    result = benchmarks.train(cfg, out, tasks=tasks, net=net, quiet=quiet)
     return {
         **result,
         "mode": mode,
@@ -191,12 +186,6 @@ def run_modes(
     return summary
 
 
-def new_alphabet_set(source: Config) -> str | None:
-    """The Omniglot alphabet set new tasks come from: the other half of the official split for a
-    run on ``background`` or ``evaluation`` alphabets, None for a run on all 50."""
-    return {"background": "evaluation", "evaluation": "background"}.get(source.alphabet_set)
-
-
 def new_tasks_for(
     source: Config,
     benchmark: str,
@@ -205,120 +194,11 @@ def new_tasks_for(
     data_dir: str | None = None,
     seed: int | None = None,
 ) -> list[TaskData]:
-    """Tasks the source run did not train on. Omniglot: for a run on the ``background`` alphabets,
-    the first ``num_new`` ``evaluation`` alphabets after ``skip`` (the official split; and the other
-    way round); otherwise the ``num_new`` alphabets after the run's first ``tasks`` (plus ``skip``)
-    in the fixed task order (Sec. 4.3). Synthetic: ``num_new`` fresh teacher tasks drawn from
-    another seed. ``seed`` (default: the run's) draws the new tasks' splits, so adaptations of
-    different source runs with the same ``seed`` are scored on the same test drawings."""
-    seed = source.seed if seed is None else seed
+    """Tasks the source run did not train on, from ``benchmark``
+    (:meth:`softorder.benchmarks.Benchmark.new_tasks`). ``seed`` (default: the run's) draws the
+    new tasks' splits, so adaptations of different source runs with the same ``seed`` are scored
+    on the same test drawings."""
     if num_new < 1:
         raise ValueError(f"--new-tasks must be at least 1, got {num_new}")
-    if benchmark == "omniglot":
-        from softorder.data.download import resolve_data_dir
-        from softorder.data.omniglot import ALPHABET_SETS, load_omniglot
-
-        other = new_alphabet_set(source)
-        pool = len(ALPHABET_SETS[other or "all"])
-        used = (0 if other else source.tasks or pool) + skip
-        if used + num_new > pool:
-            what = f"the {pool} {other} alphabets" if other else f"the {pool} alphabets after the run's"
-            raise ValueError(
-                f"{what} (+{skip} skipped) leave at most {max(0, pool - used)} new ones; "
-                "lower --new-tasks or --skip"
-            )
-        tasks = load_omniglot(
-            resolve_data_dir(data_dir or source.data_dir), num_tasks=used + num_new,
-            test_fraction=source.test_fraction, seed=seed, image_size=source.image_size,
-            alphabet_set=other or "all",
-        )
-        return tasks[used:]
-    if benchmark == "synthetic":
-        from softorder.data.synthetic import make_synthetic
-
-        tasks = make_synthetic(num_tasks=num_new, seed=seed + 1000 + skip)
-        return [dataclasses.replace(t, name=f"new-{t.name}") for t in tasks]
-    raise ValueError(f"adapt supports the benchmarks {', '.join(ADAPT_BENCHMARKS)}, not {benchmark!r}")
-
-
-def _parse_shots(value: str) -> list[int | None]:
-    """``--shots``: a comma list of counts per class and/or ``all`` (``None``)."""
-    out: list[int | None] = []
-    for item in (v.strip() for v in value.split(",")):
-        if item == "all":
-            out.append(None)
-            continue
-        try:
-            shots = int(item)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--shots takes numbers or 'all', got {item!r}") from None
-        if shots < 1:
-            raise argparse.ArgumentTypeError(f"--shots must be at least 1 (or 'all'), got {shots}")
-        out.append(shots)
-    if len(set(out)) != len(out):
-        raise argparse.ArgumentTypeError(f"--shots lists a value twice: {value!r}")
-    return out
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``softorder adapt`` to the command line."""
-    p = subparsers.add_parser(
-        "adapt", help="reuse a finished run's learned layers, frozen, on new tasks (Sec. 6)"
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run (config.yaml and best.pt)")
-    p.add_argument("--benchmark", choices=ADAPT_BENCHMARKS, help="default: the run's benchmark")
-    p.add_argument("--new-tasks", type=int, default=5, help="number of new tasks (default 5)")
-    p.add_argument("--skip", type=int, default=0,
-                   help="omniglot: skip this many alphabets after the run's own (default 0)")
-    p.add_argument("--shots", type=_parse_shots, default=[None], metavar="K[,K...]",
-                   help="training drawings kept per class: a number, 'all' (default) or a comma list "
-                        "(e.g. 1,5,all: one adaptation per value, in OUT/shots-K)")
-    p.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
-    p.add_argument("--out", help="output folder (default RUN_DIR/adapt)")
-    p.add_argument("--data-dir", help="data directory (default: the run's, else ~/.cache/softorder)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key of the adaptation runs, e.g. --set steps=500")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_adapt)
-
-
-def cmd_adapt(args: argparse.Namespace) -> int:
-    """Run ``softorder adapt``: one adaptation per mode and shot count, a table, JSON results."""
-    from softorder.experiments.analysis_cli import format_table
-
-    source, _ = load_source(args.run_dir)
-    benchmark = args.benchmark or source.benchmark
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    overrides = parse_overrides(args.overrides)
-    if args.data_dir:
-        overrides["data_dir"] = args.data_dir
-    seed = source.replace(seed=overrides.get("seed", source.seed)).seed  # new tasks' splits, shots, init
-    all_tasks = new_tasks_for(source, benchmark, args.new_tasks, args.skip, args.data_dir, seed)
-    other = new_alphabet_set(source)
-    if benchmark == "omniglot" and other:  # the adapted runs' configs name the set they came from
-        overrides.setdefault("alphabet_set", other)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "adapt"
-    several = len(args.shots) > 1
-    table: dict[str, dict[str, float]] = {}
-    for shots in args.shots:
-        label = str(shots or "all")
-        tasks = [subsample_shots(t, shots, seed * 1000 + i) for i, t in enumerate(all_tasks)]
-        where = out / f"shots-{label}" if several else out
-        print(f"softorder adapt {args.run_dir}: {len(tasks)} new {benchmark} task(s), "
-              f"shots {label}, modes {', '.join(modes)} -> {where}/", flush=True)
-        s = run_modes(args.run_dir, tasks, modes, where, overrides, quiet=args.quiet,
-                      extra={"benchmark": benchmark, "shots": shots})
-        keys = ("mode", "mean_test_error", "trainable_parameters", "frozen_parameters", "best_step")
-        rows = [tuple(r[k] for k in keys) for r in s["results"]]
-        print(format_table(["mode", "mean test error", "trainable", "frozen", "best step"], rows))
-        table[label] = {r["mode"]: r["mean_test_error"] for r in s["results"]}
-    if several:
-        names = [t.name for t in all_tasks]
-        summary = {"source": str(args.run_dir), "tasks": names, "mean_test_error": table}
-        (out / "adapt_summary.json").write_text(json.dumps(summary, indent=2))
-        print("\nmean test error by shots per class:")
-        print(format_table(["mode", *table], [(m, *(table[k][m] for k in table)) for m in modes]))
-        print(f"results in {out / 'adapt_summary.json'} and {out}/shots-*/adapt_results.json")
-    else:
-        print(f"results in {out / 'adapt_results.json'}")
-    return 0
+    return benchmarks.get(benchmark).new_tasks(source, num_new, skip, data_dir,
+                                                source.seed if seed is None else seed)

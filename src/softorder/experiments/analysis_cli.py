@@ -16,6 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from softorder.experiments.fit_random import FitRandomConfig, fit_random, summary_rows
+from softorder.experiments.layer_behaviour import LayerBehaviourConfig, layer_behaviour
+from softorder.experiments.planted import PlantedConfig, planted
+
 DEFAULT_ROOT = Path("runs") / "experiments"
 
 
@@ -61,8 +65,6 @@ def _files(result: dict[str, Any], out: Path) -> None:
 
 
 def run_fit_random(args: argparse.Namespace) -> int:
-    from softorder.experiments.fit_random import FitRandomConfig, fit_random, summary_rows
-
     cfg = FitRandomConfig.quick() if args.quick else FitRandomConfig()
     changes = _changes(args, ["steps", "linear_m", "relu_m", "lr"])
     cfg = dataclasses.replace(cfg, seeds=_seeds(args, cfg.seeds), **changes)
@@ -81,8 +83,6 @@ def run_fit_random(args: argparse.Namespace) -> int:
 
 
 def run_layer_behaviour(args: argparse.Namespace) -> int:
-    from softorder.experiments.layer_behaviour import LayerBehaviourConfig, layer_behaviour
-
     cfg = LayerBehaviourConfig.quick() if args.quick else LayerBehaviourConfig()
     changes = _changes(args, ["steps", "width", "data_dir", "seed"])
     cfg = dataclasses.replace(cfg, **changes)
@@ -99,8 +99,6 @@ def run_layer_behaviour(args: argparse.Namespace) -> int:
 
 
 def run_planted(args: argparse.Namespace) -> int:
-    from softorder.experiments.planted import PlantedConfig, planted
-
     cfg = PlantedConfig.quick() if args.quick else PlantedConfig()
     cfg = dataclasses.replace(cfg, seeds=_seeds(args, cfg.seeds), **_changes(
         args, ["tasks", "layers", "noise", "modes", "steps", "width", "samples", "lr", "s_lr", "perturb"]))

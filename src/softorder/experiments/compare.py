@@ -4,24 +4,31 @@ Trial k of every method uses seed ``seed + k``: the same data split and task dra
 initialisation per trial, and (for ``permuted``) a fresh random order per trial, as in the paper.
 Runs go to ``OUT/runs/<method>/trial<k>/``; a finished run (``result.json``) is not redone.
 
-Runs go to a process pool over the CPU cores. On the small dense benchmarks (``VECTORISED``) the
-fresh trials of a method train together as one vectorised model (``train/trials.py``), which is
-several times faster than one run after another; ``vectorise=False`` turns that off.
+Runs go to a process pool over the CPU cores. On the small dense benchmarks (``vectorise`` in
+their plugin) the fresh trials of a method train together as one vectorised model
+(``train/trials.py``), which is several times faster than one run after another;
+``vectorise=False`` turns that off.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from softorder import benchmarks
+from softorder.data.tasks import TaskData
 from softorder.nn.orderings import ORDERINGS
 from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
 from softorder.train import distributed
@@ -30,42 +37,27 @@ from softorder.train.config import Config, read_mapping
 from softorder.train.rundir import RunDir
 
 EXTRA_KEYS = ("quick", "orderings")
-VECTORISED = ("uci", "mnist", "synthetic")  # dense benchmarks whose trials stack by default
 # Longest first in the pool: soft runs every layer at every depth.
 _COST = {"soft": 0, "single": 1, "parallel": 2, "permuted": 3}
 
 
 @functools.lru_cache(maxsize=4)
-def _tasks(cfg_items: tuple[tuple[str, Any], ...]) -> list[Any]:
-    from softorder.experiments.benchmarks import load_tasks
+def _cached_tasks(cfg_items: tuple[tuple[str, Any], ...]) -> list[TaskData]:
+    return benchmarks.load_tasks(Config.from_dict({k: list(v) if isinstance(v, tuple) else v
+                                                   for k, v in cfg_items}))
 
-    return load_tasks(Config.from_dict({k: list(v) if isinstance(v, tuple) else v for k, v in cfg_items}))
 
-
-def _data_key(cfg: Config) -> tuple[tuple[str, Any], ...]:
-    keys = (
-        "benchmark",
-        "data_dir",
-        "tasks",
-        "seed",
-        "fractions",
-        "max_train_per_task",
-        "max_eval_per_task",
-        "image_size",
-        "test_fraction",
-        "alphabet_set",
-    )
+def _tasks(cfg: Config) -> list[TaskData]:
+    """The tasks of ``cfg``, loaded once per process for all methods that share its data."""
     d = cfg.to_dict()
-    return tuple((k, tuple(d[k]) if isinstance(d[k], list) else d[k]) for k in keys)
+    bench = benchmarks.get(cfg.benchmark)
+    return _cached_tasks(tuple((k, tuple(d[k]) if isinstance(d[k], list) else d[k]) for k in bench.data_keys))
 
 
 def _die_with_parent() -> None:
     """Pool-worker initialiser: on Linux, end this worker when the process that started it dies
     (a killed ``compare`` would otherwise leave its workers training, unseen, for minutes)."""
     if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         if os.getppid() == 1:  # the parent died before the call took effect
@@ -85,10 +77,6 @@ def _check_config(cfg: Config, out: Path) -> None:
 
 
 def _run_one(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[str, Any]:
-    import torch
-
-    from softorder.train.loop import train
-
     if threads:
         torch.set_num_threads(threads)
     cfg, run = Config.from_dict(cfg_dict), RunDir(out)
@@ -96,22 +84,18 @@ def _run_one(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[st
     if run.finished():
         return json.loads(run.result.read_text())
     resume = run.checkpoint.exists()
-    tasks = None if cfg.benchmark == "celeba" else _tasks(_data_key(cfg))  # celeba streams its images
-    return train(cfg, out, tasks=tasks, resume=resume, quiet=True, clean=True)
+    tasks = _tasks(cfg) if benchmarks.get(cfg.benchmark).in_memory else None  # else it streams its data
+    return benchmarks.train(cfg, out, tasks=tasks, resume=resume, quiet=True, clean=True)
 
 
 def _run_group(cfg_dicts: list[dict[str, Any]], outs: list[str], threads: int | None) -> list[dict[str, Any]]:
     """Fresh trials of one method as one vectorised model (``train/trials.py``)."""
-    import torch
-
-    from softorder.train.trials import train_trials
-
     if threads:
         torch.set_num_threads(threads)
     cfgs = [Config.from_dict(d) for d in cfg_dicts]
     for c, o in zip(cfgs, outs):
         _check_config(c, Path(o))
-    return train_trials(cfgs, outs, [_tasks(_data_key(c)) for c in cfgs])
+    return benchmarks.train_trials(cfgs, outs, [_tasks(c) for c in cfgs])
 
 
 def _units(
@@ -143,8 +127,10 @@ def compare(
 ) -> dict[str, Any]:
     """Run ``orderings`` × ``trials`` and write ``results.json`` and ``results.md`` into ``out``.
 
-    ``vectorise`` (default: on for the benchmarks in ``VECTORISED``) trains each method's fresh
+    ``vectorise`` (default: the benchmark's ``vectorise``) trains each method's fresh
     trials as one vectorised model; ``workers`` processes (default: CPU cores) share the work."""
+    bench = benchmarks.get(cfg.benchmark)
+    benchmarks.check(cfg)
     bad = [o for o in orderings if o not in ORDERINGS]
     if bad:
         raise ValueError(f"unknown ordering(s) {bad}; choose from {', '.join(ORDERINGS)}")
@@ -163,7 +149,11 @@ def compare(
             c = cfg.replace(ordering=o, seed=cfg.seed + k, **per_ordering.get(o, {}))
             jobs.append((o, k, c, out / "runs" / o / f"trial{k}"))
     if vectorise is None:
-        vectorise = cfg.benchmark in VECTORISED
+        vectorise = bench.vectorise
+    if vectorise and not bench.in_memory:
+        raise ValueError(
+            f"{bench.name} streams its data from disk: its trials run one by one (drop --vectorise)"
+        )
     units = _units(jobs, vectorise and trials > 1)
     workers = workers or min(len(units), os.cpu_count() or 1)
     start = time.perf_counter()
@@ -199,8 +189,6 @@ def compare(
 
 
 def _as_completed(futures: dict[Any, Any]) -> Any:
-    from concurrent.futures import as_completed
-
     return as_completed(futures)
 
 

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from softorder.report.plots import save_figure
+
 ORDERS = ("parallel", "permuted")
 
 
@@ -140,8 +142,6 @@ def plot_fit_random(results: dict[str, Any], out: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from softorder.report.plots import save_figure
 
     cases = [c for c in ("linear", "relu") if c in results]
     fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 3.6), squeeze=False)

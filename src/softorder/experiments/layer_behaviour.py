@@ -26,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from softorder.data.mnist import read_mnist
 from softorder.nn import DenseBank, MultiTaskNet, SharedEncoder, SoftOrdering, soft_order_step
 from softorder.nn.heads import Decoders
 from softorder.nn.orderings import Rows
+from softorder.report.plots import save_figure
 
 DIGIT = 4
 
@@ -88,8 +90,6 @@ class LayerBehaviourConfig:
 
 def load_fours(num_tasks: int, downsample: int = 1, data_dir: str | None = None) -> np.ndarray:
     """The first ``num_tasks`` "4"s of the MNIST training set as ``[T, H, W]`` floats in [0, 1]."""
-    from softorder.data.mnist import read_mnist
-
     x, y = read_mnist(data_dir)["train"]
     idx = np.flatnonzero(y == DIGIT)[:num_tasks]
     if len(idx) < num_tasks:
@@ -176,8 +176,6 @@ def _plot_mosaic(tiles: np.ndarray, row_labels: Sequence[str], col_labels: Seque
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from softorder.report.plots import save_figure
 
     rows, cols, h, w = tiles.shape
     fig, ax = plt.subplots(figsize=(0.9 * cols + 1.2, 0.9 * rows + 0.6))

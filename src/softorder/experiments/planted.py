@@ -39,6 +39,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from softorder.nn import DenseBank, Rows, SoftOrdering
+from softorder.report.plots import save_figure
 
 MODES = ("frozen", "warm", "scratch")
 
@@ -169,8 +170,6 @@ def plot_planted(summary: Sequence[dict[str, Any]], out: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from softorder.report.plots import save_figure
 
     modes = list(dict.fromkeys(s["mode"] for s in summary))
     per_mode = len(summary) / len(modes)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from softorder.report.html import write_report
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``report DIR`` to the ``softorder`` command's subparsers."""
@@ -23,8 +25,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``softorder report``; returns the exit code."""
-    from softorder.report.html import write_report
-
     index = write_report(args.dir)
     print(f"report written to {index}")
     return 0

@@ -1,17 +1,19 @@
-"""Training: the loop, metrics, checkpoints and run configuration."""
+"""Training: the one trainer, batch sources, metrics, checkpoints, run folders and configuration.
+(A benchmark's run, with its data and net, is started by ``softorder.benchmarks.train``.)"""
 
-from softorder.stats import mean_ci95, paired_test
 from softorder.train.config import Config, load_config
-from softorder.train.loop import Trainer, TrainingDiverged, train
 from softorder.train.metrics import evaluate
+from softorder.train.run import Setup, train_run
+from softorder.train.trainer import Learner, NetLearner, Trainer, TrainingDiverged
 
 __all__ = [
     "Config",
+    "Learner",
+    "NetLearner",
+    "Setup",
     "Trainer",
     "TrainingDiverged",
     "evaluate",
     "load_config",
-    "mean_ci95",
-    "paired_test",
-    "train",
+    "train_run",
 ]

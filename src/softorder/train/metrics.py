@@ -12,6 +12,8 @@ from torch import Tensor
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
 
+Scores = tuple[list[float], list[float]]  # each task's mean loss and error rate on one split
+
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[None]:
     """Mixed precision for ``bf16``/``fp16``; nothing for ``fp32``."""
@@ -28,7 +30,7 @@ def as_input(x: Tensor) -> Tensor:
 @torch.no_grad()
 def evaluate(
     net: MultiTaskNet, tasks: Sequence[TaskData], split: str, chunk: int = 1024, precision: str = "fp32"
-) -> tuple[list[float], list[float]]:
+) -> Scores:
     """Mean loss and error rate (fraction wrong) of each task on ``split`` (train|val|test)."""
     was_training = net.training
     net.eval()
@@ -58,8 +60,8 @@ def run_result(
     task_names: Sequence[str],
     best_step: int,
     steps: int,
-    test: tuple[list[float], list[float]],
-    val: tuple[list[float], list[float]],
+    test: Scores,
+    val: Scores,
     elapsed: float,
 ) -> dict[str, object]:
     """The ``result.json`` record of a run: per-task and mean test/val loss and error."""
@@ -84,7 +86,7 @@ def run_result(
 
 
 def validation_record(
-    step: int, elapsed: float, train_loss: Tensor, val: tuple[list[float], list[float]], net: MultiTaskNet
+    step: int, elapsed: float, train_loss: Tensor, val: Scores, net: MultiTaskNet
 ) -> dict[str, Any]:
     """One ``metrics.jsonl`` line: per-task train loss, validation loss and error, softmax(S)."""
     val_loss, val_error = val

@@ -6,7 +6,7 @@ the R trials one after another wastes the machine. Here the R networks are stack
 (``torch.func.stack_module_state``) and one step runs all of them under ``torch.func.vmap``.
 
 Each trial is still its own run: its own data split and task draw, its own initialisation (built
-exactly as :func:`softorder.train.loop.train` builds it), its own batches (the same
+exactly as a sequential run builds it), its own batches (the same
 :class:`TaskSampler` seeds), its own orders (``permuted``), dropout masks and best-on-validation
 checkpoint, and its own run directory with the files of a sequential run. Adam is elementwise, so
 stacked parameters trained on the sum of the trials' losses follow R independent Adam runs; with
@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +36,14 @@ from softorder.nn.network import MultiTaskNet
 from softorder.nn.orderings import HardOrdering
 from softorder.train import distributed, health
 from softorder.train.config import Config
-from softorder.train.loop import TaskSampler, check_losses, finish_run, log_tensorboard
-from softorder.train.metrics import as_input, autocast, evaluate, validation_record
+from softorder.train.logs import BufferedLog, RunLog
+from softorder.train.metrics import Scores, as_input, autocast, evaluate
 from softorder.train.optim import group_settings
 from softorder.train.rundir import RunDir
+from softorder.train.sources import task_samplers
+from softorder.train.trainer import Learner, Trainer, check_losses
+
+Build = Callable[[Config, Sequence[TaskData]], MultiTaskNet]  # one trial's net (a benchmark's builder)
 
 
 def check_stackable(cfgs: Sequence[Config]) -> None:
@@ -54,8 +57,6 @@ def check_stackable(cfgs: Sequence[Config]) -> None:
             raise ValueError(f"vectorised trials must differ only in seed; these also differ: {diff}")
     if len({c.seed for c in cfgs}) != len(cfgs):
         raise ValueError(f"vectorised trials need distinct seeds, got {[c.seed for c in cfgs]}")
-    if first.benchmark == "celeba":
-        raise ValueError("celeba trains through its own image pipeline; run its trials one by one")
     if distributed.world_size() > 1:
         raise ValueError("vectorised trials run in one process; do not launch them with torchrun")
 
@@ -69,29 +70,22 @@ def _pad_stack(parts: Sequence[Tensor]) -> Tensor:
     return out
 
 
-class TrialGroup:
-    """R trials of one config (seeds differ) as one vectorised model; :meth:`run` trains them."""
+class StackedTrials(Learner):
+    """R trials of one config (seeds differ) as one vectorised model; trained by the
+    :class:`~softorder.train.trainer.Trainer`, each trial with its own run folder."""
 
-    def __init__(
-        self, cfgs: Sequence[Config], outs: Sequence[str | Path], task_sets: Sequence[Sequence[TaskData]]
-    ) -> None:
+    def __init__(self, cfgs: Sequence[Config], task_sets: Sequence[Sequence[TaskData]], build: Build) -> None:
         check_stackable(cfgs)
-        if not len(cfgs) == len(outs) == len(task_sets):
-            raise ValueError(f"got {len(cfgs)} configs, {len(outs)} outputs and {len(task_sets)} task sets")
-        from softorder.experiments.benchmarks import build_net
-
-        self.cfgs, self.outs = list(cfgs), [Path(o) for o in outs]
+        if len(cfgs) != len(task_sets):
+            raise ValueError(f"got {len(cfgs)} configs and {len(task_sets)} task sets")
+        self.cfgs, self.runs = list(cfgs), len(cfgs)
         self.task_sets = [list(ts) for ts in task_sets]
-        for out in self.outs:
-            if RunDir(out).started():
-                raise FileExistsError(f"{out} already holds a run; choose another output folder")
-            RunDir(out).check_writable(create=False)  # a group writes nothing until it has finished
         cfg = self.cfg = self.cfgs[0]
         self.device = distributed.select_device(cfg.device)
         self.nets: list[MultiTaskNet] = []
         for c, tasks in zip(self.cfgs, self.task_sets):
             torch.manual_seed(c.seed)  # the same initialisation as a sequential run of this seed
-            self.nets.append(build_net(c, tasks).to(self.device))
+            self.nets.append(build(c, tasks).to(self.device))
         shapes = [{k: v.shape for k, v in n.state_dict().items()} for n in self.nets]
         if any(s != shapes[0] for s in shapes[1:]):
             raise ValueError(
@@ -111,16 +105,12 @@ class TrialGroup:
         self.opt = self._optimizer()
         self._step = vmap(self._losses, randomness="different")
         T, B = len(self.task_sets[0]), cfg.batch_size
-        self.samplers = [
-            [TaskSampler(ts[t].x_train.shape[0], B, c.seed * 1000 + t) for t in range(T)]
-            for c, ts in zip(self.cfgs, self.task_sets)
-        ]
+        self.samplers = [task_samplers(ts, B, c.seed) for c, ts in zip(self.cfgs, self.task_sets)]
         sets = self.task_sets
         self.train_x = [_pad_stack([ts[t].x_train for ts in sets]).to(self.device) for t in range(T)]
         self.train_y = [_pad_stack([ts[t].y_train for ts in sets]).to(self.device) for t in range(T)]
         self.trial_index = torch.arange(len(self.cfgs), device=self.device)[:, None]
         self._eval_sets: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}
-        self.step = 0
         # What check_losses calls entry r * T + t of the flattened [trials, tasks] losses.
         self.run_names = [
             f"task {t} ({task.name}) in the trial with seed {c.seed}"
@@ -158,7 +148,7 @@ class TrialGroup:
             for t, (z, y) in enumerate(zip(logits, ys))
         ])
 
-    def train_step(self) -> Tensor:
+    def train_step(self, step: int) -> Tensor:
         """One step of every trial; returns the losses ``[trials, tasks]``."""
         xs, ys = [], []
         for t, (x, y) in enumerate(zip(self.train_x, self.train_y)):
@@ -168,8 +158,7 @@ class TrialGroup:
         losses = self._step(self.params, self.buffers, xs, ys)
         self.opt.zero_grad(set_to_none=True)
         losses.sum().backward()
-        self.step += 1
-        check_losses(losses.flatten(), self.run_names, self.step, None, what="stacked run")
+        check_losses(losses.flatten(), self.run_names, step, None, what="stacked run")
         self.opt.step()
         return losses.detach()
 
@@ -178,7 +167,7 @@ class TrialGroup:
         """Every trial's (per-task mean loss, per-task error) on ``split``, as
         :func:`softorder.train.metrics.evaluate` gives for one run, with all trials in one pass."""
         if self._custom_loss:  # evaluate one trial at a time
-            return [evaluate(self.load_trial(r), ts, split, chunk, self.cfg.precision)
+            return [evaluate(self.net(r), ts, split, chunk, self.cfg.precision)
                     for r, ts in enumerate(self.task_sets)]
         T = len(self.task_sets[0])
         if split not in self._eval_sets:
@@ -216,86 +205,53 @@ class TrialGroup:
         dec = self.base.decoders
         return dec.row_losses(task, z, y), (dec.predict(task, z) != y).float()
 
-    def trial_state(self, r: int) -> dict[str, Tensor]:
+    def weights(self, r: int) -> dict[str, Tensor]:
         """Trial ``r``'s state_dict (copies)."""
         state = {k: v[r].detach().clone() for k, v in self.params.items()}
         state.update({k: v[r].clone() for k, v in self.buffers.items()})
         return state
 
-    def load_trial(self, r: int) -> MultiTaskNet:
-        """:attr:`view` holding trial ``r``'s current weights."""
-        self.view.load_state_dict(self.trial_state(r), strict=True)
+    def net(self, r: int, state: dict[str, Tensor] | None = None) -> MultiTaskNet:
+        """:attr:`view` holding trial ``r``'s current weights (or ``state``)."""
+        self.view.load_state_dict(self.weights(r) if state is None else state, strict=True)
         return self.view
 
-    def run(self, quiet: bool = True) -> list[dict[str, Any]]:
-        """Train every trial to ``cfg.steps``; write each trial's run folder; return the results."""
-        cfg, R = self.cfg, len(self.cfgs)
-        records: list[list[dict[str, Any]]] = [[] for _ in range(R)]
-        monitors = [health.Monitor(ts, cfg.steps, name=str(o)) for ts, o in zip(self.task_sets, self.outs)]
-        best: list[dict[str, Any]] = [{"score": float("inf"), "step": 0, "state": None} for _ in range(R)]
-        acc, n_acc, start = None, 0, time.perf_counter()
+    def scores(self, r: int, net: MultiTaskNet, split: str) -> Scores:
+        return evaluate(net, self.task_sets[r], split, precision=self.cfgs[r].precision)
+
+    def names(self, r: int) -> list[str]:
+        return [t.name for t in self.task_sets[r]]
+
+    def train(self) -> None:
         self.base.train()
-        while self.step < cfg.steps:
-            losses = self.train_step()
-            step = self.step
-            acc = losses if acc is None else acc + losses
-            n_acc += 1
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                elapsed = time.perf_counter() - start
-                vals = self.evaluate("val")
-                for r in range(R):
-                    rec = validation_record(step, elapsed, acc[r] / n_acc, vals[r], self.load_trial(r))
-                    monitors[r].update(self.view, rec)
-                    records[r].append(rec)
-                    score = rec["mean_val_loss"] if cfg.select == "val_loss" else rec["mean_val_error"]
-                    if score < best[r]["score"]:
-                        best[r] = {"score": score, "step": step, "state": self.trial_state(r)}
-                acc, n_acc = None, 0
-                if not quiet:
-                    mean = sum(rs[-1]["mean_val_error"] for rs in records) / R
-                    print(f"  {cfg.ordering} x{R} step {step}/{cfg.steps}: mean val error {mean:.4f}")
-        elapsed = time.perf_counter() - start
-        return [self._write(r, records[r], best[r], elapsed, monitors[r].result()) for r in range(R)]
 
-    def _write(
-        self,
-        r: int,
-        records: list[dict[str, Any]],
-        best: dict[str, Any],
-        elapsed: float,
-        flags: dict[str, Any],
-    ) -> dict[str, Any]:
-        from torch.utils.tensorboard import SummaryWriter
-
-        c, out, tasks = self.cfgs[r], self.outs[r], self.task_sets[r]
-        run = RunDir(out)
-        run.start_fresh(clean=True)  # leftovers of an interrupted group (no checkpoint: not resumable)
-        run.write_config(c.to_dict())
-        run.write_metrics(records)
-        with SummaryWriter(str(run.tb)) as writer:
-            for rec in records:
-                log_tensorboard(writer, rec, [t.name for t in tasks])
-        return finish_run(
-            c, self.view, tasks, out, best, c.steps, elapsed, vectorised_trials=len(self.cfgs), health=flags
-        )
+    def result_extras(self, r: int, test: Scores) -> dict[str, Any]:
+        return {"vectorised_trials": self.runs}
 
 
 def train_trials(
     cfgs: Sequence[Config],
     outs: Sequence[str | Path],
-    task_sets: Sequence[Sequence[TaskData]] | None = None,
+    task_sets: Sequence[Sequence[TaskData]],
+    build: Build,
     quiet: bool = True,
 ) -> list[dict[str, Any]]:
-    """Train the trials ``cfgs`` (configs that differ only in ``seed``) as one vectorised model
-    into ``outs``; returns each trial's result (also in ``out/result.json``)."""
-    from softorder.experiments.benchmarks import load_tasks
-
+    """Train the trials ``cfgs`` (configs that differ only in ``seed``) on their ``task_sets`` as
+    one vectorised model (``build`` makes one trial's net) into ``outs``; returns each trial's
+    result (also in ``out/result.json``). A group writes nothing until it has finished."""
     check_stackable(cfgs)
+    if not len(cfgs) == len(outs) == len(task_sets):
+        raise ValueError(f"got {len(cfgs)} configs, {len(outs)} outputs and {len(task_sets)} task sets")
+    folders = [Path(o) for o in outs]
+    for out in folders:
+        if RunDir(out).started():
+            raise FileExistsError(f"{out} already holds a run; choose another output folder")
+        RunDir(out).check_writable(create=False)  # a group writes nothing until it has finished
     if cfgs[0].threads:
         torch.set_num_threads(cfgs[0].threads)
-    if task_sets is None:
-        task_sets = []
-        for c in cfgs:
-            torch.manual_seed(c.seed)
-            task_sets.append(load_tasks(c))
-    return TrialGroup(cfgs, outs, task_sets).run(quiet=quiet)
+    learner = StackedTrials(cfgs, task_sets, build)
+    logs: list[RunLog] = [BufferedLog(o, learner.names(r)) for r, o in enumerate(folders)]
+    monitors: list[health.Monitor | None] = [
+        health.Monitor(ts, c.steps, name=str(o)) for c, ts, o in zip(cfgs, task_sets, folders)
+    ]
+    return Trainer(learner, folders, logs, monitors, quiet=quiet).run()

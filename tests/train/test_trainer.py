@@ -6,10 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from softorder.benchmarks import train
 from softorder.data.synthetic import make_synthetic
 from softorder.train.checkpoint import load_checkpoint
 from softorder.train.config import Config
-from softorder.train.loop import TaskSampler, TrainingDiverged, train
+from softorder.train.sources import TaskSampler
+from softorder.train.trainer import TrainingDiverged
 
 CFG = Config(
     benchmark="synthetic",

@@ -1,0 +1,43 @@
+"""The paper's benchmarks as plugins: one module per benchmark (its loader, net, config YAML and
+``adapt`` task source) registered by name.
+
+=========  ============================================================  ===========
+benchmark  tasks                                                         paper
+=========  ============================================================  ===========
+mnist      T digit-pair classifiers; frozen random 64-unit encoders      Sec. 4.1
+uci        ten UCI datasets; learned 32-unit encoders                    Sec. 4.2
+omniglot   50 alphabets; identity encoder, 4 conv 3×3 53 filters         Sec. 4.3
+celeba     40 attributes; ResNet-50 + 4 dense layers of 256              Sec. 4.4
+synthetic  random related teacher tasks (no download; tests and demos)   —
+=========  ============================================================  ===========
+
+Adding a benchmark: a module with a :class:`Benchmark` subclass decorated with :func:`register`
+(and its ``<name>.yaml`` beside it), imported below.
+"""
+
+from softorder.benchmarks import celeba, mnist, omniglot, synthetic, uci  # noqa: F401  (they register)
+from softorder.benchmarks.api import (
+    benchmark_config,
+    build_net,
+    check,
+    load_config,
+    load_tasks,
+    train,
+    train_trials,
+)
+from softorder.benchmarks.base import Benchmark, adaptable, get, names, register
+
+__all__ = [
+    "Benchmark",
+    "adaptable",
+    "benchmark_config",
+    "build_net",
+    "check",
+    "get",
+    "load_config",
+    "load_tasks",
+    "names",
+    "register",
+    "train",
+    "train_trials",
+]

@@ -1,0 +1,125 @@
+"""CelebA (Sec. 4.4): one image batch per step, 40 binary attribute tasks predicted on it.
+
+A ResNet-50 trunk (ImageNet weights from a local file, or downloaded when allowed) shared by all
+tasks, the ordered core of 4 dense layers of 256, one logistic decoder per attribute. The loss is
+the sum over attributes of each attribute's mean binary cross-entropy; the official train / val /
+test partition. Images stream from disk through DataLoader workers (``num_workers``), so a run
+does not hold the data in memory and the trials of ``compare`` run one by one.
+
+Resume restores the model, optimiser, grad scaler, step, best weights and RNG states exactly, but
+not the data order inside an epoch: a resumed run restarts its interrupted epoch from the beginning
+(:class:`~softorder.train.sources.LoaderBatches`). Training runs in one process (no torchrun yet).
+
+``softorder.data.celeba`` (torchvision) is imported only when a CelebA run is made: importing
+torchvision takes seconds, and no other benchmark needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from softorder.benchmarks.base import Benchmark, register
+from softorder.data.download import resolve_data_dir
+from softorder.data.tasks import TaskData
+from softorder.nn.backbones import WEIGHTS_HELP, celeba_net
+from softorder.nn.network import MultiTaskNet
+from softorder.train import distributed
+from softorder.train.config import Config
+from softorder.train.run import Setup
+from softorder.train.sources import LoaderBatches, LoaderEvaluator
+
+NUM_ATTRIBUTES = 40  # len(softorder.data.celeba.CELEBA_ATTRIBUTES), without importing torchvision
+
+
+@register
+class CelebA(Benchmark):
+    name = "celeba"
+    summary = "40 attributes of one face image; ResNet-50 + 4 dense layers of 256 (Sec. 4.4)"
+    data_keys: ClassVar[tuple[str, ...]] = ()
+    in_memory = False
+
+    def max_tasks(self, cfg: Config) -> int:
+        return NUM_ATTRIBUTES
+
+    def check_run(self, cfg: Config, resume: bool) -> None:
+        self.check(cfg)
+        if distributed.env_world_size() > 1:
+            raise ValueError("celeba trains in one process; torchrun with several processes is not supported "
+                             "yet: run `softorder train celeba ...` without torchrun")
+        weights = Path(cfg.backbone_weights).expanduser() if cfg.backbone_weights else None
+        if weights is not None and not resume and not weights.is_file():  # fail before loading any data
+            raise FileNotFoundError(f"backbone weights file {weights} does not exist; {WEIGHTS_HELP}")
+
+    def load_tasks(self, cfg: Config) -> list[TaskData]:
+        raise ValueError("celeba streams its images from disk; it has no in-memory tasks")
+
+    def build_net(
+        self, cfg: Config, tasks: Sequence[TaskData] = (), load_weights: bool = True
+    ) -> MultiTaskNet:
+        """:func:`celeba_net` of ``cfg`` (``load_weights=False``: skip the ImageNet weights, e.g.
+        when a checkpoint will overwrite them)."""
+        return celeba_net(
+            cfg.ordering,
+            cfg.width,
+            cfg.num_layers,
+            cfg.backbone_weights if load_weights else None,
+            num_tasks=cfg.tasks or NUM_ATTRIBUTES,
+            depth=cfg.depth,
+            dropout=cfg.dropout,
+            seed=cfg.seed,
+            init=cfg.init,  # type: ignore[arg-type]
+            temperature=cfg.temperature,
+            soft_norm=cfg.soft_norm,
+            small_backbone=cfg.small_backbone,
+            pretrained_download=cfg.pretrained_download and load_weights,
+        )
+
+    def setup(self, cfg: Config, tasks: Sequence[TaskData] | None = None, net: MultiTaskNet | None = None,
+              resume: bool = False) -> Setup:
+        from softorder.data.celeba import CELEBA_ATTRIBUTES
+
+        if net is None:
+            torch.manual_seed(cfg.seed)
+            net = self.build_net(cfg, load_weights=not resume)
+        if cfg.channels_last:  # the conv backbone on NHWC activations (tensor cores)
+            net.encoders.to(memory_format=torch.channels_last)  # type: ignore[call-arg]
+        loaders = celeba_loaders(cfg, distributed.select_device(cfg.device))
+        source = LoaderBatches(loaders["train"], cfg.seed, net.num_tasks, cfg.channels_last)
+        scored = {s: loaders[s] for s in ("val", "test")}
+        evaluator = LoaderEvaluator(scored, cfg.precision, cfg.channels_last)
+        return Setup(net, source, evaluator, list(CELEBA_ATTRIBUTES[: net.num_tasks]))
+
+
+def celeba_loaders(cfg: Config, device: torch.device) -> dict[str, DataLoader[Any]]:
+    """Train (shuffled, seeded, drop_last) / val / test loaders of the official CelebA splits.
+
+    ``max_train_per_task`` and ``max_eval_per_task`` keep the first N images of the train and of
+    the val / test splits (CPU smoke runs); None keeps every image.
+    """
+    from softorder.data.celeba import celeba_loader
+
+    pin = device.type == "cuda"
+    common = dict(num_workers=cfg.num_workers, pin_memory=pin, image_size=cfg.image_size)
+    loaders: dict[str, DataLoader[Any]] = {}
+    for split, limit in (("train", cfg.max_train_per_task), ("val", cfg.max_eval_per_task),
+                         ("test", cfg.max_eval_per_task)):
+        train = split == "train"
+        gen = torch.Generator().manual_seed(cfg.seed) if train else None
+        loader = celeba_loader(resolve_data_dir(cfg.data_dir), split, cfg.batch_size, shuffle=train,
+                               drop_last=train, generator=gen, **common)  # type: ignore[arg-type]
+        n = len(loader.dataset)  # type: ignore[arg-type]
+        if limit is not None and limit < n:
+            loader = DataLoader(Subset(loader.dataset, range(limit)), batch_size=cfg.batch_size,
+                                shuffle=train, num_workers=cfg.num_workers, pin_memory=loader.pin_memory,
+                                persistent_workers=cfg.num_workers > 0, drop_last=train, generator=gen)
+            n = limit
+        if n == 0 or (train and n < cfg.batch_size):
+            raise ValueError(f"CelebA {split} split has {n} image(s) but batch_size is {cfg.batch_size}: "
+                             f"lower batch_size (or raise max_train_per_task / max_eval_per_task)")
+        loaders[split] = loader
+    return loaders

@@ -1,0 +1,372 @@
+"""The one training loop (Sec. 4): every step trains on a batch of every task (the loss is the sum
+over tasks of each task's mean loss; Adam updates layers, S and heads jointly). Every
+``eval_every`` steps the validation split is scored; the weights with the best mean validation
+metric are kept, and the test split is scored with them at the end.
+
+What is trained is a :class:`Learner`: one network (:class:`NetLearner`, the batches from a
+:class:`~softorder.train.sources.BatchSource`) or R trials stacked into one vectorised model
+(:class:`~softorder.train.trials.StackedTrials`). The :class:`Trainer` owns everything else once:
+the evaluation cadence, best-weights selection, run health, logging (``metrics.jsonl``,
+TensorBoard), checkpoints and resume, and the finished run's ``best.pt`` and ``result.json``.
+
+Under ``torchrun`` (several processes) the net is wrapped in DistributedDataParallel. Every rank
+draws the same global batch of ``world_size × batch_size`` rows per task and trains on its own slice
+of it, so a run on N processes follows the run of one process with N times the batch. Rank 0 alone
+evaluates (the others wait at a barrier) and writes the run directory; see ``distributed.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from softorder.nn.network import MultiTaskNet
+from softorder.train import distributed, health
+from softorder.train.accel import wrap_model
+from softorder.train.checkpoint import save_checkpoint, write_json
+from softorder.train.config import Config, check_resume
+from softorder.train.logs import RunLog
+from softorder.train.metrics import Scores, autocast, run_result, validation_record
+from softorder.train.optim import apply_optimizer_settings, make_optimizer
+from softorder.train.rundir import RunDir
+from softorder.train.sources import BatchSource, Evaluator
+
+
+class TrainingDiverged(RuntimeError):
+    """A task's loss became NaN or inf."""
+
+
+def check_losses(
+    losses: Tensor, names: Sequence[str], step: int, checkpoint: Path | None, what: str = "task"
+) -> None:
+    """Raise :class:`TrainingDiverged` naming the first task whose loss is NaN or inf
+    (``checkpoint``: where the run keeps its checkpoint; None: it keeps none)."""
+    bad = ~torch.isfinite(losses.detach())
+    if bool(bad.any()):
+        t = int(bad.nonzero()[0, 0])
+        written = checkpoint is not None and checkpoint.exists()
+        kept = f"the last good checkpoint is {checkpoint}" if written else "no checkpoint was written"
+        raise TrainingDiverged(
+            f"loss of {what} {t} ({names[t]}) is {float(losses[t].detach())} at step {step}; "
+            f"{kept} (try a lower lr)"
+        )
+
+
+@dataclass
+class BestWeights:
+    """The best-on-validation weights of one run so far (lower ``score`` is better)."""
+
+    score: float = math.inf
+    step: int = 0
+    state: dict[str, Tensor] | None = None
+
+    def offer(self, score: float, step: int, state: Callable[[], dict[str, Tensor]]) -> None:
+        """Keep ``state()`` (called only then) if ``score`` beats the best so far."""
+        if score < self.score:
+            self.score, self.step, self.state = score, step, state()
+
+    def to_dict(self) -> dict[str, Any]:  # the checkpoint's "best" entry
+        return {"score": self.score, "step": self.step, "state": self.state}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BestWeights:
+        return cls(d["score"], int(d["step"]), d["state"])
+
+
+class Learner(ABC):
+    """What the :class:`Trainer` trains: ``runs`` networks (1, or R stacked trials), each with
+    its own run folder, tasks named ``task_names``."""
+
+    runs: int
+    cfgs: list[Config]
+    #: checkpoints and resume (a stacked group is rerun instead)
+    resumable: bool = False
+
+    @abstractmethod
+    def train_step(self, step: int) -> Tensor:
+        """One optimiser step (the ``step``-th); each run's per-task losses ``[runs, tasks]``."""
+
+    @abstractmethod
+    def evaluate(self, split: str) -> list[Scores]:
+        """Every run's scores on ``split`` (current weights)."""
+
+    @abstractmethod
+    def net(self, r: int, state: dict[str, Tensor] | None = None) -> MultiTaskNet:
+        """A network holding run ``r``'s current weights (or ``state``)."""
+
+    @abstractmethod
+    def weights(self, r: int) -> dict[str, Tensor]:
+        """A copy of run ``r``'s current weights (best-weights selection)."""
+
+    @abstractmethod
+    def scores(self, r: int, net: MultiTaskNet, split: str) -> Scores:
+        """Run ``r``'s scores of ``net`` on ``split`` (the finished run's test and val)."""
+
+    @abstractmethod
+    def names(self, r: int) -> list[str]:
+        """Run ``r``'s task names."""
+
+    def train(self) -> None:
+        """Training mode (dropout on)."""
+        return None
+
+    def record_extras(self, steps: int, elapsed: float) -> dict[str, Any]:
+        """Entries each ``metrics.jsonl`` record adds (``steps`` trained in ``elapsed`` s)."""
+        return {}
+
+    def result_extras(self, r: int, test: Scores) -> dict[str, Any]:
+        """Entries run ``r``'s ``result.json`` adds after the standard ones."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} keeps no checkpoint")
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} keeps no checkpoint")
+
+
+class NetLearner(Learner):
+    """One network trained on a :class:`BatchSource` (with DDP / compile / mixed precision as the
+    config asks), scored by an :class:`Evaluator`."""
+
+    resumable = True
+
+    def __init__(self, cfg: Config, net: MultiTaskNet, source: BatchSource, evaluator: Evaluator,
+                 task_names: Sequence[str], checkpoint: Path | None = None) -> None:
+        self.runs, self.cfgs, self.cfg = 1, [cfg], cfg
+        self.source, self.evaluator, self.task_names = source, evaluator, list(task_names)
+        self.checkpoint = checkpoint
+        self.device = distributed.select_device(cfg.device)
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        self._net = net.to(self.device)
+        # What the training step calls (DDP / compile / channels-last); the net stays unwrapped.
+        self.model = wrap_model(net, cfg, self.device)
+        if self.rank:  # distinct dropout masks per rank (rank 0 keeps the single-process stream)
+            torch.manual_seed(distributed.rank_seed(cfg.seed, self.rank))
+        self.opt = make_optimizer(net, cfg)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        source.to(self.device)
+        source.check(net)
+
+    def train(self) -> None:
+        self.model.train()
+
+    def train_step(self, step: int) -> Tensor:
+        """One step; each task's loss (averaged over ranks under torchrun), ``[1, tasks]``."""
+        xs, ys = self.source.next()
+        with autocast(self.device, self.cfg.precision):
+            logits = [z.float() for z in self.model(xs)]
+        losses = self._net.losses(logits, ys, check=False)  # labels checked by the source
+        self.opt.zero_grad(set_to_none=True)
+        if self.world_size > 1:  # every rank sees the global losses: all stop together on NaN
+            seen = losses.detach().clone()
+            work = distributed.all_reduce_mean(seen, async_op=True)  # overlaps the backward
+        else:
+            seen = losses
+        self.scaler.scale(losses.sum()).backward()
+        if self.world_size > 1:
+            distributed.finish_mean(seen, work)
+        check_losses(seen, self.task_names, step, self.checkpoint)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return seen.detach()[None]
+
+    def evaluate(self, split: str) -> list[Scores]:
+        return [self.evaluator(self._net, split)]
+
+    def net(self, r: int, state: dict[str, Tensor] | None = None) -> MultiTaskNet:
+        if state is not None:
+            self._net.load_state_dict(state)
+        return self._net
+
+    def weights(self, r: int) -> dict[str, Tensor]:
+        return {k: v.detach().to("cpu", copy=True) if self.device.type != "cpu" else v.detach().clone()
+                for k, v in self._net.state_dict().items()}
+
+    def scores(self, r: int, net: MultiTaskNet, split: str) -> Scores:
+        return self.evaluator(net, split)
+
+    def names(self, r: int) -> list[str]:
+        return self.task_names
+
+    def record_extras(self, steps: int, elapsed: float) -> dict[str, Any]:
+        key = self.source.throughput_key
+        return {key: steps * self.source.rows_per_step() / max(elapsed, 1e-9)} if key else {}
+
+    def result_extras(self, r: int, test: Scores) -> dict[str, Any]:
+        return self.evaluator.result_extras(test)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _cuda_rng(self) -> list[Tensor]:
+        if self.device.type != "cuda":
+            return []
+        if self.world_size == 1:
+            return torch.cuda.get_rng_state_all()
+        return [torch.cuda.get_rng_state(self.device)]  # only this rank's GPU
+
+    def state_dict(self) -> dict[str, Any]:
+        """Collective under torchrun (every rank's RNG state is gathered): call it on every rank."""
+        rngs = distributed.all_gather_object((torch.get_rng_state(), self._cuda_rng()))
+        state = {
+            "model": self._net.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            **self.source.state_dict(),  # the same on every rank
+            "torch_rng": rngs[0][0],
+            "cuda_rng": rngs[0][1],
+            "world_size": self.world_size,
+        }
+        if self.world_size > 1:
+            state["rank_rng"] = rngs
+        return state
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        """A checkpoint of any world size loads, bit-for-bit when the world size is the same.
+        The global batch is ``world_size × batch_size``: keep it equal to continue the same run."""
+        self._net.load_state_dict(ckpt["model"], strict=True)
+        self.opt.load_state_dict(ckpt["optimizer"])
+        apply_optimizer_settings(self.opt, self.cfg)
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.source.load_state_dict(ckpt)
+        saved_world = int(ckpt.get("world_size", 1))
+        rngs = ckpt.get("rank_rng") or [(ckpt["torch_rng"], ckpt["cuda_rng"])]
+        if saved_world == self.world_size or self.rank == 0:
+            cpu_rng, cuda_rng = rngs[self.rank] if saved_world == self.world_size else rngs[0]
+            torch.set_rng_state(cpu_rng)
+            if cuda_rng and self.device.type == "cuda":
+                if self.world_size > 1:  # this rank's GPU only (rank 0's list starts with cuda:0)
+                    torch.cuda.set_rng_state(cuda_rng[0], self.device)
+                else:
+                    torch.cuda.set_rng_state_all(cuda_rng)
+        else:  # a rank the checkpoint did not have: a fresh stream, distinct per rank and step
+            torch.manual_seed(distributed.rank_seed(self.cfg.seed, self.rank, int(ckpt["step"])))
+        if self.rank == 0 and saved_world != self.world_size:
+            print(
+                f"softorder: resuming a checkpoint of {saved_world} process(es) on {self.world_size}: "
+                f"the global batch per task is now {self.world_size} × {self.cfg.batch_size}",
+                file=sys.stderr,
+            )
+
+
+class Trainer:
+    """Trains a :class:`Learner` to ``cfg.steps`` into one run folder per run (``config.yaml``,
+    ``metrics.jsonl``, ``tb/``, ``checkpoint.pt``, ``best.pt``, ``result.json``)."""
+
+    def __init__(self, learner: Learner, outs: Sequence[Path], logs: Sequence[RunLog],
+                 monitors: Sequence[health.Monitor | None], quiet: bool = False) -> None:
+        if not learner.runs == len(outs) == len(logs) == len(monitors):
+            raise ValueError(f"{learner.runs} runs but {len(outs)} folders, {len(logs)} logs, "
+                             f"{len(monitors)} monitors")
+        self.learner, self.outs, self.logs, self.monitors = learner, [Path(o) for o in outs], logs, monitors
+        self.cfg, self.quiet = learner.cfgs[0], quiet
+        self.main = distributed.rank() == 0
+        self.step = 0
+        self.best = [BestWeights() for _ in outs]
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save(self) -> None:
+        """Write ``checkpoint.pt`` from rank 0 (collective: call it on every rank)."""
+        state = {**self.learner.state_dict(), "step": self.step, "best": self.best[0].to_dict(),
+                 "config": self.cfg.to_dict()}
+        if self.main:
+            save_checkpoint(RunDir(self.outs[0]).checkpoint, state)
+
+    def resume(self, ckpt: dict[str, Any]) -> None:
+        """Continue from a checkpoint read (and checked against the config) by the caller."""
+        changed = check_resume(ckpt["config"], self.cfg, int(ckpt["step"]))
+        self.learner.load_state_dict(ckpt)
+        self.step, self.best[0] = int(ckpt["step"]), BestWeights.from_dict(ckpt["best"])
+        run = RunDir(self.outs[0])
+        if self.main:
+            if changed:
+                old = ckpt["config"]
+                said = ", ".join(f"{k} {old.get(k)!r} -> {getattr(self.cfg, k)!r}" for k in changed)
+                print(f"softorder: resuming with {said} (recorded in config.yaml)", file=sys.stderr)
+            # Forget metrics logged after the checkpoint: they will be recomputed identically.
+            run.trim_metrics(self.step)
+        records = distributed.on_main(run.read_metrics)
+        if self.monitors[0] is not None:
+            self.monitors[0].restore(records)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> list[dict[str, Any]]:
+        """Train to ``cfg.steps``; every run's result (on every rank; rank 0 writes the files)."""
+        cfg, learner = self.cfg, self.learner
+        for log, c in zip(self.logs, learner.cfgs):
+            log.open(c, self.step)
+        runs = f" ×{learner.runs}" if learner.runs > 1 else ""
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.benchmark}/{cfg.ordering}{runs}",
+                   disable=self.quiet or not self.main or not sys.stderr.isatty(), dynamic_ncols=True)
+        acc: Tensor | None = None
+        n_acc, start, first = 0, time.perf_counter(), self.step
+        learner.train()
+        try:
+            while self.step < cfg.steps:
+                losses = learner.train_step(self.step + 1)
+                acc = losses if acc is None else acc + losses
+                n_acc += 1
+                self.step += 1
+                bar.update(1)
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    if self.main:  # the other ranks wait at the barrier below
+                        assert acc is not None
+                        self.evaluate_and_select(acc / n_acc, time.perf_counter() - start, first, bar)
+                    acc, n_acc = None, 0
+                    due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                    if learner.resumable and due:
+                        self.save()
+                    distributed.barrier()
+        finally:
+            bar.close()
+            for log in self.logs:
+                log.close()
+        elapsed = time.perf_counter() - start
+        return distributed.on_main(lambda: [self.finish(r, elapsed) for r in range(learner.runs)])
+
+    def evaluate_and_select(self, train_loss: Tensor, elapsed: float, first: int, bar: Any) -> None:
+        vals = self.learner.evaluate("val")
+        for r, (log, monitor, best) in enumerate(zip(self.logs, self.monitors, self.best)):
+            net = self.learner.net(r)
+            rec = validation_record(self.step, elapsed, train_loss[r], vals[r], net)
+            if monitor is not None:
+                monitor.update(net, rec)
+            score = rec["mean_val_loss"] if self.cfg.select == "val_loss" else rec["mean_val_error"]
+            best.offer(score, self.step, functools.partial(self.learner.weights, r))
+            rec.update(self.learner.record_extras(self.step - first, elapsed))
+            log.write(rec)
+        mean = sum(float(torch.tensor(v[1]).mean()) for v in vals) / len(vals)
+        bar.set_postfix(val_err=f"{mean:.3f}", train=f"{float(train_loss.mean()):.3f}")
+
+    def finish(self, r: int, elapsed: float) -> dict[str, Any]:
+        """Score run ``r``'s best-on-validation weights on test and validation; write ``best.pt``
+        and ``result.json`` (last: its presence marks a finished run)."""
+        c, best, learner = self.learner.cfgs[r], self.best[r], self.learner
+        self.logs[r].flush(c)
+        final = learner.weights(r) if learner.runs == 1 else None  # the net keeps its last weights
+        if best.state is None:
+            raise RuntimeError(f"{self.outs[r]}: no evaluation ran, so there are no best weights")
+        net = learner.net(r, best.state)
+        test, val = learner.scores(r, net, "test"), learner.scores(r, net, "val")
+        run = RunDir(self.outs[r])
+        save_checkpoint(run.best, best.state)
+        names = learner.names(r)
+        result = run_result(c.benchmark, c.ordering, c.seed, names, best.step, self.step, test, val, elapsed)
+        result.update(learner.result_extras(r, test))
+        monitor = self.monitors[r]
+        if monitor is not None:
+            result["health"] = monitor.result()
+        write_json(run.result, result)
+        if final is not None:
+            learner.net(r, final)
+        return result
