@@ -130,7 +130,7 @@ class HardOrdering(Ordering):
                 f"orders_on_device needs equal row counts per task, got {rows.counts}; "
                 "give every task the same batch size"
             )
-        order = self.order[self.bank._layer_index(rows.tasks, y.device)]  # [S, K]: each block's orders
+        order = self.order[self.bank.index_tensor(rows.tasks, y.device)]  # [S, K]: each block's orders
         for k in range(self.depth):
             y = self._depth_done(self.bank.blocks(y, order[:, k]))
         return y
