@@ -104,7 +104,7 @@ class TrialGroup:
         # The module whose code runs; vmap swaps in each trial's tensors (functional_call).
         self.base = self.nets[0]
         if isinstance(self.base.core, HardOrdering):
-            self.base.core.orders_on_device = True  # each trial's own `order` buffer (permuted)
+            self.base.core.use_orders_on_device()  # each trial's own `order` buffer (permuted)
         dec = type(self.base.decoders)
         self._custom_loss = dec.loss is not Decoders.loss or dec.row_losses is not Decoders.row_losses
         self.view = copy.deepcopy(self.base)  # one trial's weights at a time, for evaluation
