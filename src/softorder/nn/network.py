@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from softorder.nn.banks import ConvBank, DenseBank, Init
-from softorder.nn.heads import Decoders, DenseEncoders, Encoders, PadChannels, SharedEncoder
+from softorder.nn.heads import Decoders, DenseEncoders, Encoders, PadChannels, SharedEncoder, TaskHeads
 from softorder.nn.orderings import Ordering, Rows, SoftOrdering, make_ordering
 
 Inputs = Tensor | Sequence[Tensor]
@@ -30,7 +30,7 @@ class MultiTaskNet(nn.Module):
     """
 
     def __init__(
-        self, encoders: Encoders, core: Ordering, decoders: Decoders, check_finite: bool = False
+        self, encoders: Encoders, core: Ordering, decoders: TaskHeads, check_finite: bool = False
     ) -> None:
         super().__init__()
         if len(decoders.num_classes) != core.num_tasks:
