@@ -28,7 +28,6 @@ import torch
 
 import softorder as so
 from softorder.nn import MultiTaskNet, reference_forward
-from softorder.train.accel import use_channels_last
 
 
 @dataclass(frozen=True)
@@ -77,10 +76,9 @@ def build(
             kernel_size=w.kernel,
             padding=w.padding,
             ordering=ordering,
+            channels_last=channels_last,
         )
         xs = [torch.randn(w.batch, 1, w.image, w.image, device=device) for _ in range(w.tasks)]
-        if channels_last:
-            use_channels_last(net)
     ys = [torch.randint(0, w.classes, (w.batch,), device=device) for _ in range(w.tasks)]
     return net.to(device), xs, ys
 

@@ -5,9 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 
 import softorder as so
-from softorder.nn import DenseBank, PermutedOrdering, soft_order_step
+from softorder.nn import (
+    ConvBank,
+    DenseBank,
+    Ordering,
+    PermutedOrdering,
+    SoftOrdering,
+    make_ordering,
+    soft_order_step,
+)
+from softorder.nn.orderings import HardOrdering
 
 
 def test_soft_weights_uniform_at_init_and_rows_sum_to_one() -> None:
@@ -136,3 +146,57 @@ def test_batched_losses_equal_per_task_losses(binary: bool) -> None:
     logits = net(x)
     per_task = torch.stack([net.decoders.loss(t, z, yt) for t, z, yt in zip(range(3), logits, y)])
     torch.testing.assert_close(net.losses(logits, y), per_task)
+
+
+def test_ordering_is_abstract_and_a_subclass_must_define_forward() -> None:
+    assert Ordering.__abstractmethods__ == frozenset({"forward"})
+    with pytest.raises(TypeError, match="abstract"):
+        Ordering(DenseBank(4, 2), 2, 2)  # type: ignore[abstract]
+
+    class NoForward(Ordering):
+        name = "none"
+
+    with pytest.raises(TypeError, match="forward"):
+        NoForward(DenseBank(4, 2), 2, 2)
+
+
+@pytest.mark.parametrize("ordering", ["single", "parallel", "permuted"])
+def test_orders_on_device_is_a_constructor_option(ordering: str) -> None:
+    torch.manual_seed(0)
+    host = so.dense_net(5, [2, 3, 2], width=8, ordering=ordering, seed=3).eval()
+    torch.manual_seed(0)
+    dev = so.dense_net(5, [2, 3, 2], width=8, ordering=ordering, seed=3, orders_on_device=True).eval()
+    assert isinstance(dev.core, HardOrdering) and dev.core.orders_on_device
+    assert not host.core.orders_on_device
+    with pytest.raises(AttributeError):
+        host.core.orders_on_device = True  # type: ignore[misc]
+    x = [torch.randn(4, 5) for _ in range(3)]
+    for a, b in zip(host(x), dev(x)):  # one batched op per depth: the same up to float rounding
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    host.core.use_orders_on_device()
+    assert host.core.orders_on_device
+
+
+def test_orders_on_device_built_nets_follow_each_stacked_trial() -> None:
+    nets = [
+        so.dense_net(5, [2, 2], width=8, ordering="permuted", seed=s, orders_on_device=True) for s in (0, 1)
+    ]
+    x = [torch.randn(4, 5), torch.randn(4, 5)]
+    want = torch.stack([torch.stack(n(x)) for n in nets])
+    params, buffers = stack_module_state(nets)  # type: ignore[arg-type]
+    got = vmap(lambda p, b: torch.stack(functional_call(nets[0], (p, b), (x,))))(params, buffers)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_make_ordering_threads_the_options() -> None:
+    def bank(n: int) -> ConvBank:
+        return ConvBank(3, n, padding=1)
+
+    soft = make_ordering("soft", bank, 2, 2, channels_last=True, orders_on_device=True)
+    assert isinstance(soft, SoftOrdering) and soft.channels_last  # soft has no orders to move
+    perm = make_ordering("permuted", bank, 2, 2, seed=1, orders_on_device=True)
+    assert isinstance(perm, HardOrdering) and perm.orders_on_device and not perm.channels_last
+    with pytest.raises(ValueError, match="channels_last applies to image banks"):
+        make_ordering("parallel", lambda n: DenseBank(4, n), 2, 2, channels_last=True)
+    dense = make_ordering("parallel", lambda n: DenseBank(4, n), 2, 2)
+    assert not dense.use_channels_last() and not dense.channels_last and not dense._forward_pre_hooks

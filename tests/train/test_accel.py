@@ -33,6 +33,21 @@ def test_channels_last_conv_core_matches_nchw(ordering: str) -> None:
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6)
 
 
+def test_channels_last_is_a_build_option() -> None:
+    torch.manual_seed(0)
+    shape = {"image_shape": (1, 12, 12), "channels": 6, "num_layers": 2, "padding": 1}
+    built = so.conv_net([3, 4], **shape, channels_last=True)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    later = so.conv_net([3, 4], **shape)  # type: ignore[arg-type]
+    assert built.core.channels_last and not later.core.channels_last
+    assert use_channels_last(later) and later.core.channels_last
+    assert len(built.core._forward_pre_hooks) == len(later.core._forward_pre_hooks) == 1
+    assert use_channels_last(built) and len(built.core._forward_pre_hooks) == 1  # idempotent
+    xs = [torch.randn(3, 1, 12, 12), torch.randn(3, 1, 12, 12)]
+    for a, b in zip(built(xs), later(xs)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_channels_last_leaves_dense_nets_alone() -> None:
     net = so.dense_net(5, [2, 2], width=8)
     assert not use_channels_last(net)

@@ -87,7 +87,7 @@ def test_permuted_orders_on_device_follow_each_stacked_trial() -> None:
     xs = [t.x_train[:8] for t in tasks]
     want = torch.stack([torch.stack(n(xs)) for n in nets])
     params, buffers = stack_module_state(nets)
-    nets[0].core.orders_on_device = True
+    nets[0].core.use_orders_on_device()
     got = vmap(lambda p, b: torch.stack(functional_call(nets[0], (p, b), (xs,))))(params, buffers)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 

@@ -28,35 +28,31 @@ from torch import Tensor, nn
 
 from softorder.data.mnist import read_mnist
 from softorder.nn import DenseBank, MultiTaskNet, SharedEncoder, SoftOrdering, soft_order_step
-from softorder.nn.heads import Decoders
-from softorder.nn.orderings import Rows
+from softorder.nn.heads import TaskHeads
 from softorder.report.plots import save_figure
 
 DIGIT = 4
 
 
-class GAPDecoders(Decoders):
+class GAPDecoders(TaskHeads):
     """Global average pooling over the core's units: every task's prediction is the mean of its
-    core output, with no parameters of its own (Sec. 5). Loss: mean squared error."""
+    core output, with no parameters of its own (Sec. 5). Loss: mean squared error, so
+    ``standard_loss`` is False (the vectorised trials call :meth:`loss` and :meth:`row_losses`)."""
+
+    standard_loss = False
 
     def __init__(self, num_tasks: int) -> None:
-        nn.Module.__init__(self)
-        self.num_classes = [1] * num_tasks
-        self.binary = [False] * num_tasks
-        self.out = [1] * num_tasks
+        super().__init__([1] * num_tasks)  # one output (a brightness) per task
         self.layers = nn.ModuleList(nn.Identity() for _ in range(num_tasks))
 
     def decode(self, task: int, y: Tensor) -> Tensor:
         return y.flatten(1).mean(1)
 
-    def forward(self, y: Tensor, rows: Rows) -> list[Tensor]:
-        return [part.flatten(1).mean(1) for part in y.split(list(rows.counts))]
-
-    def forward_shared(self, y: Tensor, tasks: Sequence[int]) -> list[Tensor]:
-        return [self.decode(t, y) for t in tasks]
-
     def loss(self, task: int, logits: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(logits, target)
+
+    def row_losses(self, task: int, logits: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(logits, target, reduction="none")
 
     def predict(self, task: int, logits: Tensor) -> Tensor:
         return logits.clamp(0.0, 1.0)

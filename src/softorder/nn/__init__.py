@@ -1,7 +1,14 @@
 """Networks: layer banks, orderings, the multitask net and its readable reference."""
 
 from softorder.nn.banks import ConvBank, DenseBank, LayerBank
-from softorder.nn.heads import Decoders, DenseEncoders, Encoders, PadChannels, SharedEncoder
+from softorder.nn.heads import (
+    Decoders,
+    DenseEncoders,
+    Encoders,
+    PadChannels,
+    SharedEncoder,
+    TaskHeads,
+)
 from softorder.nn.network import MultiTaskNet, conv_net, dense_net, shared_encoder_net
 from softorder.nn.orderings import (
     ORDERINGS,
@@ -33,6 +40,7 @@ __all__ = [
     "SharedEncoder",
     "SingleTaskOrdering",
     "SoftOrdering",
+    "TaskHeads",
     "conv_net",
     "dense_net",
     "make_ordering",

@@ -1,21 +1,28 @@
 """Layer banks: the D shared layers F_1..F_D of Sec. 3, stored stacked so that all of them
 run on a batch in ONE op.
 
-A bank answers three questions for a batch of rows ``y``:
+:class:`LayerBank` is the interface the orderings (Sec. 3.1-3.3), the network and the readable
+reference use. A bank answers these questions for a batch of rows ``y``:
 
 * ``bank(y)``                   -> every layer on every row, ``[N, L, *out]`` (what soft ordering needs),
 * ``bank.layer(j, y)``          -> layer ``F_j`` alone (the readable reference and parallel ordering),
 * ``bank.segments(y, js, ns)``  -> layer ``js[i]`` on the i-th block of ``ns[i]`` rows
   (permuted and single-task orderings), one batched op when the blocks are the same size;
   ``bank.blocks(y, idx)`` is that batched op for a layer-index tensor ``idx`` (no host values, so
-  it also runs under ``torch.func.vmap`` with per-trial orders).
+  it also runs under ``torch.func.vmap`` with per-trial orders);
+* ``bank.output_shape(shape, depth)`` and ``bank.check_input(y, where)`` -> the shape of a row
+  after ``depth`` layers, and a readable error for input the bank cannot take.
+
+A new kind of layer implements the abstract methods; ``segments`` and ``index_tensor`` come with
+the base class.
 """
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -48,11 +55,18 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
-class LayerBank(nn.Module):
-    """Common interface of the stacked layer banks. ``weight[j]`` and ``bias[j]`` are layer j."""
+class LayerBank(nn.Module, abc.ABC):
+    """The stacked layers ``F_1..F_L`` shared by all tasks (Sec. 3): ``weight[j]`` and ``bias[j]``
+    are layer j. Subclasses implement :meth:`forward`, :meth:`layer`, :meth:`blocks`,
+    :meth:`output_shape` and :meth:`check_input`; :meth:`segments` is built on them.
+
+    ``supports_channels_last`` says whether the bank's inputs are images that may run in the
+    channels-last memory layout (see :meth:`softorder.nn.orderings.Ordering.use_channels_last`).
+    """
 
     weight: nn.Parameter
     bias: nn.Parameter
+    supports_channels_last: ClassVar[bool] = False
 
     def __init__(self, num_layers: int, dropout: float, init: Init) -> None:
         super().__init__()
@@ -65,6 +79,48 @@ class LayerBank(nn.Module):
         self.num_layers = num_layers
         self.init = init
         self.dropout = Dropout(dropout)
+        self._index_cache: dict[tuple[tuple[int, ...], torch.device], Tensor] = {}
+
+    # -- what every bank implements ------------------------------------------------------------
+    @abc.abstractmethod
+    def forward(self, y: Tensor) -> Tensor:
+        """Every layer on every row: ``[N, *in] -> [N, L, *out]`` (the ``F_j(y^{k-1})`` of Eq. 7)."""
+
+    @abc.abstractmethod
+    def layer(self, j: int, y: Tensor) -> Tensor:
+        """Layer ``F_j`` alone on all rows ``y`` (Eq. 2, 3)."""
+
+    @abc.abstractmethod
+    def blocks(self, y: Tensor, idx: Tensor) -> Tensor:
+        """Layer ``idx[s]`` on the s-th of ``len(idx)`` equal blocks of rows, in one batched op.
+        ``idx`` is a device tensor (no host values: it runs under ``torch.func.vmap``)."""
+
+    @abc.abstractmethod
+    def output_shape(self, in_shape: Sequence[int], depth: int) -> tuple[int, ...]:
+        """Shape of one row after ``depth`` layers of this bank."""
+
+    @abc.abstractmethod
+    def check_input(self, y: Tensor, where: str) -> None:
+        """Raise a ValueError naming ``where`` when ``y`` is not a batch this bank can take."""
+
+    # -- built on them ---------------------------------------------------------------------------
+    def segments(self, y: Tensor, layers: Sequence[int], counts: Sequence[int]) -> Tensor:
+        """Layer ``layers[i]`` on the i-th block of ``counts[i]`` rows (a hard ordering's depth,
+        Eq. 2, 3): :meth:`layer` once when every block takes the same layer, one :meth:`blocks`
+        op when the blocks are the same size, else :meth:`layer` per block."""
+        if len(set(layers)) == 1:
+            return self.layer(layers[0], y)
+        if len(set(counts)) > 1:
+            return torch.cat([self.layer(j, part) for j, part in zip(layers, y.split(list(counts)))])
+        return self.blocks(y, self.index_tensor(layers, y.device))
+
+    def index_tensor(self, values: Sequence[int], device: torch.device) -> Tensor:
+        """``values`` (layer or task ids) as a long tensor on ``device``, cached: a fresh
+        host-to-device copy per step would stall the device."""
+        key = (tuple(values), device)
+        if key not in self._index_cache:
+            self._index_cache[key] = torch.tensor(values, device=device)
+        return self._index_cache[key]
 
     def reset_parameters(self) -> None:
         """Initialise each layer as its own ``nn.Linear``/``nn.Conv2d`` would ('torch'), or with
@@ -80,27 +136,6 @@ class LayerBank(nn.Module):
                     nn.init.kaiming_uniform_(w, a=math.sqrt(5))
                     bound = 1.0 / math.sqrt(fan_in)
                     nn.init.uniform_(self.bias[j], -bound, bound)
-
-    def _layer_index(self, layers: Sequence[int], device: torch.device) -> Tensor:
-        """``layers`` as a device tensor, cached (a fresh host-to-device copy per step would stall)."""
-        key = (tuple(layers), device)
-        cache: dict = self.__dict__.setdefault("_index_cache", {})
-        if key not in cache:
-            cache[key] = torch.tensor(layers, device=device)
-        return cache[key]
-
-    def _post(self, z: Tensor) -> Tensor:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def output_shape(self, in_shape: Sequence[int], depth: int) -> tuple[int, ...]:
-        """Shape of one row after ``depth`` layers of this bank."""
-        raise NotImplementedError  # pragma: no cover
-
-    def check_input(self, y: Tensor, where: str) -> None:
-        raise NotImplementedError  # pragma: no cover
-
-    def blocks(self, y: Tensor, idx: Tensor) -> Tensor:
-        raise NotImplementedError  # pragma: no cover
 
 
 class DenseBank(LayerBank):
@@ -126,14 +161,8 @@ class DenseBank(LayerBank):
         return self._post(z.view(n, L, w))
 
     def layer(self, j: int, y: Tensor) -> Tensor:
+        """Layer j: ``[N, w] -> [N, w]``."""
         return self._post(F.linear(y, self.weight[j], self.bias[j]))
-
-    def segments(self, y: Tensor, layers: Sequence[int], counts: Sequence[int]) -> Tensor:
-        if len(set(layers)) == 1:
-            return self.layer(layers[0], y)
-        if len(set(counts)) > 1:
-            return torch.cat([self.layer(j, part) for j, part in zip(layers, y.split(list(counts)))])
-        return self.blocks(y, self._layer_index(layers, y.device))
 
     def blocks(self, y: Tensor, idx: Tensor) -> Tensor:
         """Layer ``idx[s]`` on the s-th of ``len(idx)`` equal blocks of rows."""
@@ -161,6 +190,8 @@ class DenseBank(LayerBank):
 class ConvBank(LayerBank):
     """``Conv k×k (C->C) -> MaxPool -> ReLU -> Dropout`` per layer (Sec. 4.3, Omniglot). All L
     layers run as one convolution with ``L*C`` output channels."""
+
+    supports_channels_last = True
 
     def __init__(
         self,
@@ -198,14 +229,8 @@ class ConvBank(LayerBank):
         return z.view(y.shape[0], L, c, *z.shape[-2:])
 
     def layer(self, j: int, y: Tensor) -> Tensor:
+        """Layer j: ``[N, C, H, W] -> [N, C, H', W']``."""
         return self._post(F.conv2d(y, self.weight[j], self.bias[j], padding=self.padding))
-
-    def segments(self, y: Tensor, layers: Sequence[int], counts: Sequence[int]) -> Tensor:
-        if len(set(layers)) == 1:
-            return self.layer(layers[0], y)
-        if len(set(counts)) > 1:
-            return torch.cat([self.layer(j, part) for j, part in zip(layers, y.split(list(counts)))])
-        return self.blocks(y, self._layer_index(layers, y.device))
 
     def blocks(self, y: Tensor, idx: Tensor) -> Tensor:
         """Layer ``idx[s]`` on the s-th of ``len(idx)`` equal blocks of images."""

@@ -4,11 +4,17 @@ Encoders map each task's input to the core's input space; decoders map the core'
 task's predictions. Where every task's batch has the same shape, the per-task linear maps run as
 one batched matmul over weights stacked on the fly (the parameters stay separate per task, so
 ``task_parameters(t)`` and the state_dict read naturally).
+
+:class:`TaskHeads` is the decoders' interface, loss protocol included: what the network, the
+trainers and the evaluation call. :class:`Decoders` is the classification head of Sec. 4; the
+layer-behaviour experiment's regression head (Sec. 5) implements the same interface.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -112,16 +118,85 @@ class SharedEncoder(Encoders):
         return self.module(torch.cat(list(xs)) if len(xs) > 1 else xs[0])
 
 
-class Decoders(nn.Module):
-    """Per-task linear decoders on the flattened core output. A multiclass task gets
-    ``num_classes`` logits (softmax / cross-entropy), a binary task one logit (sigmoid / BCE)."""
+class TaskHeads(nn.Module, abc.ABC):
+    """The decoders D_t (Sec. 3.3): one head per task on the core's output, with its loss.
+
+    Subclasses implement :meth:`decode`, :meth:`loss`, :meth:`row_losses`, :meth:`predict` and
+    :meth:`check_target`; :meth:`forward`, :meth:`forward_shared` and :meth:`losses` are built on
+    them (a subclass may override them with faster equivalents). ``num_classes[t]`` is the output
+    count of task t (the network checks one head per task), ``binary[t]`` whether task t is a
+    binary task (default: none is) and ``layers[t]`` its module (what
+    ``MultiTaskNet.task_parameters(t)`` reads).
+
+    ``standard_loss`` tells code that computes the loss its own way (the vectorised trials of
+    ``train/trials.py``) whether :meth:`loss` and :meth:`row_losses` are the standard ones:
+    cross-entropy on logits, BCE-with-logits for the tasks flagged in ``binary``. When it is
+    False they must be called.
+    """
+
+    standard_loss: ClassVar[bool] = False
+    num_classes: list[int]
+    binary: list[bool]
+    layers: nn.ModuleList
+
+    def __init__(self, num_classes: Sequence[int], binary: Sequence[bool] | None = None) -> None:
+        super().__init__()
+        self.num_classes = list(num_classes)
+        self.binary = list(binary) if binary is not None else [False] * len(self.num_classes)
+
+    @abc.abstractmethod
+    def decode(self, task: int, y: Tensor) -> Tensor:
+        """D_t on the core output ``y`` of one task's rows: its logits (or predictions)."""
+
+    @abc.abstractmethod
+    def loss(self, task: int, logits: Tensor, target: Tensor) -> Tensor:
+        """Mean loss of one task (a scalar); the training loss is the sum over tasks (Sec. 3)."""
+
+    @abc.abstractmethod
+    def row_losses(self, task: int, logits: Tensor, target: Tensor) -> Tensor:
+        """The loss of every row, ``[N]`` (what :meth:`loss` averages)."""
+
+    @abc.abstractmethod
+    def predict(self, task: int, logits: Tensor) -> Tensor:
+        """The prediction of one task from its outputs (class ids for a classifier)."""
+
+    @abc.abstractmethod
+    def check_target(self, task: int, target: Tensor) -> None:
+        """Raise a ValueError naming the task when ``target`` is not a valid target of it."""
+
+    def forward(self, y: Tensor, rows: Rows) -> list[Tensor]:
+        """Decode stacked rows; returns one output tensor per block of ``rows``."""
+        return [self.decode(t, part) for t, part in zip(rows.tasks, y.split(list(rows.counts)))]
+
+    def forward_shared(self, y: Tensor, tasks: Sequence[int]) -> list[Tensor]:
+        """Every task in ``tasks`` decodes the same rows ``y``."""
+        return [self.decode(t, y) for t in tasks]
+
+    def losses(self, tasks: Sequence[int], logits: Sequence[Tensor], targets: Sequence[Tensor]) -> Tensor:
+        """Mean loss of each task, ``[len(tasks)]``."""
+        return torch.stack([self.loss(t, z, y) for t, z, y in zip(tasks, logits, targets)])
+
+
+class Decoders(TaskHeads):
+    """Per-task linear decoders on the flattened core output (Sec. 4). A multiclass task gets
+    ``num_classes`` logits (softmax / cross-entropy), a binary task one logit (sigmoid / BCE).
+    A subclass that changes :meth:`loss` or :meth:`row_losses` must declare ``standard_loss``."""
+
+    standard_loss = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = {"loss", "row_losses"} & set(vars(cls))
+        if own and "standard_loss" not in vars(cls):
+            raise TypeError(
+                f"{cls.__name__} overrides {', '.join(sorted(own))}: declare standard_loss "
+                "(False unless it is still cross-entropy / BCE-with-logits)"
+            )
 
     def __init__(
         self, in_features: int, num_classes: Sequence[int], binary: Sequence[bool] | None = None
     ) -> None:
-        super().__init__()
-        self.num_classes = list(num_classes)
-        self.binary = list(binary) if binary is not None else [False] * len(self.num_classes)
+        super().__init__(num_classes, binary)
         if len(self.binary) != len(self.num_classes):
             raise ValueError(f"got {len(self.num_classes)} class counts but {len(self.binary)} binary flags")
         for t, (c, b) in enumerate(zip(self.num_classes, self.binary)):
@@ -131,6 +206,7 @@ class Decoders(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(in_features, o) for o in self.out)
 
     def decode(self, task: int, y: Tensor) -> Tensor:
+        """The logits of one task: ``[N, classes]``, or ``[N]`` for a binary task."""
         logits = self.layers[task](y.flatten(1))
         return logits.squeeze(1) if self.binary[task] else logits
 
@@ -161,15 +237,14 @@ class Decoders(nn.Module):
     def losses(self, tasks: Sequence[int], logits: Sequence[Tensor], targets: Sequence[Tensor]) -> Tensor:
         """Mean loss of each task, ``[len(tasks)]``; one call for same-shaped tasks of one kind."""
         kinds = {(self.binary[t], tuple(z.shape)) for t, z in zip(tasks, logits)}
-        plain = type(self).loss is Decoders.loss  # a subclass with its own loss keeps it
-        if plain and len(tasks) > 1 and len(kinds) == 1 and len({y.shape for y in targets}) == 1:
+        if self.standard_loss and len(tasks) > 1 and len(kinds) == 1 and len({y.shape for y in targets}) == 1:
             z, y = torch.stack(list(logits)), torch.stack(list(targets))  # [S, B(, C)], [S, B]
             if self.binary[tasks[0]]:
                 per_row = F.binary_cross_entropy_with_logits(z, y.to(z.dtype), reduction="none")
             else:
                 per_row = F.cross_entropy(z.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
             return per_row.mean(1)
-        return torch.stack([self.loss(t, z, y) for t, z, y in zip(tasks, logits, targets)])
+        return super().losses(tasks, logits, targets)
 
     def loss(self, task: int, logits: Tensor, target: Tensor) -> Tensor:
         """Mean loss of one task: cross-entropy, or BCE-with-logits for a binary task."""

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from softorder.nn.banks import ConvBank, DenseBank, Init
-from softorder.nn.heads import Decoders, DenseEncoders, Encoders, PadChannels, SharedEncoder
+from softorder.nn.heads import Decoders, DenseEncoders, Encoders, PadChannels, SharedEncoder, TaskHeads
 from softorder.nn.orderings import Ordering, Rows, SoftOrdering, make_ordering
 
 Inputs = Tensor | Sequence[Tensor]
@@ -30,7 +30,7 @@ class MultiTaskNet(nn.Module):
     """
 
     def __init__(
-        self, encoders: Encoders, core: Ordering, decoders: Decoders, check_finite: bool = False
+        self, encoders: Encoders, core: Ordering, decoders: TaskHeads, check_finite: bool = False
     ) -> None:
         super().__init__()
         if len(decoders.num_classes) != core.num_tasks:
@@ -169,8 +169,10 @@ def dense_core(
     seed: int,
     temperature: float,
     soft_norm: str,
+    *,
+    orders_on_device: bool = False,
 ) -> Ordering:
-    """``num_layers`` shared dense ReLU layers of ``width`` in the given ordering."""
+    """``num_layers`` shared dense ReLU layers of ``width`` in the given ordering (Sec. 3)."""
     return make_ordering(
         ordering,
         lambda n: DenseBank(width, n, dropout, init),
@@ -180,6 +182,7 @@ def dense_core(
         seed=seed,
         temperature=temperature,
         norm=soft_norm,
+        orders_on_device=orders_on_device,
     )
 
 
@@ -199,10 +202,12 @@ def dense_net(
     temperature: float = 1.0,
     soft_norm: str = "none",
     check_finite: bool = False,
+    orders_on_device: bool = False,
 ) -> MultiTaskNet:
     """A dense multitask net (Sec. 4.1, 4.2): per-task ``Linear(in_t -> width) + ReLU`` encoders
     (``encoder='learned'`` or ``'frozen'``), ``num_layers`` shared dense ReLU layers of ``width``
-    in the given ``ordering``, and per-task linear decoders."""
+    in the given ``ordering``, and per-task linear decoders. ``orders_on_device``: see
+    :meth:`~softorder.nn.orderings.HardOrdering.use_orders_on_device`."""
     num_tasks = len(num_classes)
     ins = [in_features] * num_tasks if isinstance(in_features, int) else list(in_features)
     if encoder not in ("learned", "frozen"):
@@ -210,7 +215,8 @@ def dense_net(
     flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
     encoders = DenseEncoders(ins, width, frozen=encoder == "frozen")
     core = dense_core(
-        ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm
+        ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm,
+        orders_on_device=orders_on_device,
     )
     return MultiTaskNet(encoders, core, Decoders(width, num_classes, flags), check_finite)
 
@@ -231,16 +237,28 @@ def conv_net(
     temperature: float = 1.0,
     soft_norm: str = "none",
     check_finite: bool = False,
+    channels_last: bool = False,
+    orders_on_device: bool = False,
 ) -> MultiTaskNet:
     """The Omniglot net (Sec. 4.3): identity encoder zero-padding channels up to ``channels``,
-    ``num_layers`` shared ``conv k×k -> max-pool 2 -> ReLU`` layers, per-task softmax decoders."""
+    ``num_layers`` shared ``conv k×k -> max-pool 2 -> ReLU`` layers, per-task softmax decoders.
+    ``channels_last`` and ``orders_on_device``: see :mod:`softorder.nn.orderings`."""
     num_tasks = len(num_classes)
 
     def bank(n: int) -> ConvBank:
         return ConvBank(channels, n, kernel_size, padding, dropout=dropout, init=init)
 
     core = make_ordering(
-        ordering, bank, num_tasks, num_layers, depth, seed=seed, temperature=temperature, norm=soft_norm
+        ordering,
+        bank,
+        num_tasks,
+        num_layers,
+        depth,
+        seed=seed,
+        temperature=temperature,
+        norm=soft_norm,
+        channels_last=channels_last,
+        orders_on_device=orders_on_device,
     )
     out = core.bank.output_shape((channels, *image_shape[1:]), core.depth)
     features = int(torch.tensor(out).prod())
@@ -263,12 +281,15 @@ def shared_encoder_net(
     init: Init = "torch",
     temperature: float = 1.0,
     soft_norm: str = "none",
+    orders_on_device: bool = False,
 ) -> MultiTaskNet:
     """One backbone shared by every task (it must output ``[batch, width]``), an ordered dense
-    core and per-task decoders: the CelebA setting (Sec. 4.4)."""
+    core and per-task decoders: the CelebA setting (Sec. 4.4). ``orders_on_device``: see
+    :meth:`~softorder.nn.orderings.HardOrdering.use_orders_on_device`."""
     num_tasks = len(num_classes)
     flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
     core = dense_core(
-        ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm
+        ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm,
+        orders_on_device=orders_on_device,
     )
     return MultiTaskNet(SharedEncoder(backbone), core, Decoders(width, num_classes, flags))

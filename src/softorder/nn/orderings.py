@@ -11,14 +11,28 @@ ordering       depth k of task t applies                                    pape
 
 Every ordering runs *fused*: the rows of all tasks are stacked along the batch and go through the
 core together. :class:`Rows` says which task owns which contiguous block of rows.
+
+:class:`Ordering` is the interface the network, the trainers and run health use. Two options
+change how a core runs, never what it computes; each is a constructor argument (threaded through
+:func:`make_ordering` and the network builders), and a declared method switches it on after
+construction for code that wraps a net it did not build:
+
+* ``channels_last`` / :meth:`Ordering.use_channels_last` — an image core runs on NHWC tensors;
+* ``orders_on_device`` / :meth:`HardOrdering.use_orders_on_device` — a hard ordering reads its
+  layers from the ``order`` buffer only, so ``torch.func.vmap`` over stacked trials gives each
+  trial its own orders.
+
+The module is over 300 lines on purpose: it is Sec. 3 in one file, the interface next to its four
+implementations.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -58,19 +72,60 @@ def soft_order_step(outputs: Tensor, weights: Tensor) -> Tensor:
     return (weights.view(*weights.shape, *[1] * (outputs.dim() - 2)) * outputs).sum(1)
 
 
-class Ordering(nn.Module):
-    """An ordered core: a layer bank applied over ``depth`` depths for ``num_tasks`` tasks."""
+def _to_channels_last(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    y, *rest = args
+    return (y.contiguous(memory_format=torch.channels_last), *rest)
 
-    name: str = ""
 
-    def __init__(self, bank: LayerBank, num_tasks: int, depth: int) -> None:
+class Ordering(nn.Module, abc.ABC):
+    """An ordered core (Sec. 3): the layer bank ``bank`` applied over ``depth`` depths for
+    ``num_tasks`` tasks. Subclasses implement :meth:`forward`, ``y^K`` of every row's task, and
+    name themselves in ``name``. ``channels_last=True`` runs an image core on NHWC tensors
+    (:meth:`use_channels_last`)."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, bank: LayerBank, num_tasks: int, depth: int, *, channels_last: bool = False) -> None:
         super().__init__()
         if num_tasks < 1:
             raise ValueError(f"num_tasks must be at least 1, got {num_tasks}")
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
+        if channels_last and not bank.supports_channels_last:
+            raise ValueError(
+                f"channels_last applies to image banks (ConvBank), not {type(bank).__name__}"
+            )
         self.bank, self.num_tasks, self.depth = bank, num_tasks, depth
         self._trace: list[Tensor] | None = None
+        self._channels_last = False
+        if channels_last:
+            self.use_channels_last()
+
+    @abc.abstractmethod
+    def forward(self, y: Tensor, rows: Rows) -> Tensor:
+        """The core's output ``y^K`` of each row, ``y`` the stacked encoder outputs ``y^0`` whose
+        blocks belong to the tasks of ``rows``. Calls :meth:`_depth_done` on every ``y^k``."""
+
+    @property
+    def channels_last(self) -> bool:
+        """True when the core runs on NHWC ("channels last") tensors (:meth:`use_channels_last`)."""
+        return self._channels_last
+
+    def use_channels_last(self) -> bool:
+        """Run the core channels-last from now on: forward pre-hooks convert the core's input, and
+        the input of every ``bank(y)`` call (each depth of soft ordering, whose mixing step returns
+        NCHW), to NHWC; conv, max-pool and ReLU keep that layout, so parallel ordering stays NHWC
+        throughout. (Permuted and single orderings regroup rows for a grouped convolution, which
+        returns NCHW after the first depth.) The numbers are those of NCHW up to float rounding.
+        Idempotent. Returns False (and changes nothing) when the bank does not take images
+        (``bank.supports_channels_last``)."""
+        if not self.bank.supports_channels_last:
+            return False
+        if not self._channels_last:
+            self.register_forward_pre_hook(_to_channels_last)
+            self.bank.register_forward_pre_hook(_to_channels_last)
+            self._channels_last = True
+        return True
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[list[Tensor]]:
@@ -100,17 +155,33 @@ class Ordering(nn.Module):
 
 
 class HardOrdering(Ordering):
-    """Each task applies one layer per depth: ``y^k = F_{order[t, k]}(y^{k-1})`` (Eq. 2, 3)."""
+    """Each task applies one layer per depth: ``y^k = F_{order[t, k]}(y^{k-1})`` (Eq. 2, 3).
+
+    ``orders_on_device=True`` reads the layers from the ``order`` buffer, never from its host copy
+    (:meth:`use_orders_on_device`)."""
 
     order: Tensor
 
-    def __init__(self, bank: LayerBank, num_tasks: int, depth: int, order: Tensor) -> None:
-        super().__init__(bank, num_tasks, depth)
+    def __init__(
+        self, bank: LayerBank, num_tasks: int, depth: int, order: Tensor, *,
+        channels_last: bool = False, orders_on_device: bool = False,
+    ) -> None:
+        super().__init__(bank, num_tasks, depth, channels_last=channels_last)
         self.register_buffer("order", order.long())  # [T, K]; in the state_dict
         self._order_list: list[list[int]] = self.order.tolist()
-        # True: read the layers from the ``order`` buffer, never from the host copy, so that
-        # ``torch.func.vmap`` over stacked trials gives each trial its own orders (train/trials.py).
-        self.orders_on_device = False
+        self._orders_on_device = orders_on_device
+
+    @property
+    def orders_on_device(self) -> bool:
+        """True when the layers are read from the ``order`` buffer (:meth:`use_orders_on_device`)."""
+        return self._orders_on_device
+
+    def use_orders_on_device(self) -> None:
+        """Read the layers from the ``order`` buffer, never from the host copy, from now on, so that
+        ``torch.func.vmap`` over stacked trials (``functional_call`` with each trial's buffers)
+        gives each trial its own orders (train/trials.py). Needs equal row counts per task; one
+        batched op per depth gives the host path's numbers up to float rounding. Idempotent."""
+        self._orders_on_device = True
 
     def layer_at(self, task: int, depth: int) -> int:
         """Index into the bank of the layer task ``task`` applies at ``depth``."""
@@ -130,7 +201,7 @@ class HardOrdering(Ordering):
                 f"orders_on_device needs equal row counts per task, got {rows.counts}; "
                 "give every task the same batch size"
             )
-        order = self.order[self.bank._layer_index(rows.tasks, y.device)]  # [S, K]: each block's orders
+        order = self.order[self.bank.index_tensor(rows.tasks, y.device)]  # [S, K]: each block's orders
         for k in range(self.depth):
             y = self._depth_done(self.bank.blocks(y, order[:, k]))
         return y
@@ -141,13 +212,19 @@ class HardOrdering(Ordering):
 
 
 class ParallelOrdering(HardOrdering):
-    """Classic deep MTL: depth k applies layer k for every task (Eq. 2)."""
+    """Classic deep MTL: depth k applies layer k for every task (Eq. 2). ``orders_on_device`` is
+    accepted for a uniform interface; parallel ordering never reads its orders."""
 
     name = "parallel"
 
-    def __init__(self, bank: LayerBank, num_tasks: int, depth: int | None = None) -> None:
+    def __init__(
+        self, bank: LayerBank, num_tasks: int, depth: int | None = None, *,
+        channels_last: bool = False, orders_on_device: bool = False,
+    ) -> None:
         depth = _hard_depth(bank, depth, "parallel")
-        super().__init__(bank, num_tasks, depth, torch.arange(depth).repeat(num_tasks, 1))
+        order = torch.arange(depth).repeat(num_tasks, 1)
+        super().__init__(bank, num_tasks, depth, order, channels_last=channels_last,
+                         orders_on_device=orders_on_device)
 
     @property
     def shares_path(self) -> bool:
@@ -165,11 +242,15 @@ class PermutedOrdering(HardOrdering):
 
     name = "permuted"
 
-    def __init__(self, bank: LayerBank, num_tasks: int, depth: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, bank: LayerBank, num_tasks: int, depth: int | None = None, seed: int = 0, *,
+        channels_last: bool = False, orders_on_device: bool = False,
+    ) -> None:
         depth = _hard_depth(bank, depth, "permuted")
         gen = torch.Generator().manual_seed(seed)
         order = torch.stack([torch.randperm(depth, generator=gen) for _ in range(num_tasks)])
-        super().__init__(bank, num_tasks, depth, order)
+        super().__init__(bank, num_tasks, depth, order, channels_last=channels_last,
+                         orders_on_device=orders_on_device)
 
 
 class SingleTaskOrdering(HardOrdering):
@@ -178,7 +259,10 @@ class SingleTaskOrdering(HardOrdering):
 
     name = "single"
 
-    def __init__(self, bank: LayerBank, num_tasks: int, depth: int | None = None) -> None:
+    def __init__(
+        self, bank: LayerBank, num_tasks: int, depth: int | None = None, *,
+        channels_last: bool = False, orders_on_device: bool = False,
+    ) -> None:
         if bank.num_layers % num_tasks:
             raise ValueError(
                 f"single-task ordering needs a bank of num_tasks*L layers; got {bank.num_layers} "
@@ -191,7 +275,8 @@ class SingleTaskOrdering(HardOrdering):
                 f"equal the number of layers ({per_task}), got depth={depth}"
             )
         order = torch.arange(num_tasks)[:, None] * per_task + torch.arange(per_task)
-        super().__init__(bank, num_tasks, per_task, order)
+        super().__init__(bank, num_tasks, per_task, order, channels_last=channels_last,
+                         orders_on_device=orders_on_device)
 
     @property
     def num_layers(self) -> int:
@@ -207,14 +292,11 @@ class SoftOrdering(Ordering):
     name = "soft"
 
     def __init__(
-        self,
-        bank: LayerBank,
-        num_tasks: int,
-        depth: int | None = None,
-        temperature: float = 1.0,
-        norm: str = "none",
+        self, bank: LayerBank, num_tasks: int, depth: int | None = None, temperature: float = 1.0,
+        norm: str = "none", *, channels_last: bool = False,
     ) -> None:
-        super().__init__(bank, num_tasks, bank.num_layers if depth is None else depth)
+        depth = bank.num_layers if depth is None else depth
+        super().__init__(bank, num_tasks, depth, channels_last=channels_last)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if norm not in SOFT_NORMS:
@@ -253,26 +335,29 @@ def _hard_depth(bank: LayerBank, depth: int | None, name: str) -> int:
 
 def make_ordering(
     name: str,
-    bank_factory: Any,
+    bank_factory: Callable[[int], LayerBank],
     num_tasks: int,
     num_layers: int,
     depth: int | None = None,
     seed: int = 0,
     temperature: float = 1.0,
     norm: str = "none",
+    *,
+    channels_last: bool = False,
+    orders_on_device: bool = False,
 ) -> Ordering:
-    """Build an ordering by name; ``bank_factory(n)`` must return a bank of ``n`` layers."""
+    """Build one of the orderings of Sec. 3 by name; ``bank_factory(n)`` must return a bank of
+    ``n`` layers. ``orders_on_device`` applies to the hard orderings (soft ordering reads nothing
+    from the host: it is vmap-safe as it is)."""
     if name == "soft":
-        return SoftOrdering(bank_factory(num_layers), num_tasks, depth, temperature, norm)
+        return SoftOrdering(
+            bank_factory(num_layers), num_tasks, depth, temperature, norm, channels_last=channels_last
+        )
+    options = {"channels_last": channels_last, "orders_on_device": orders_on_device}
     if name == "parallel":
-        return ParallelOrdering(bank_factory(num_layers), num_tasks, depth)
+        return ParallelOrdering(bank_factory(num_layers), num_tasks, depth, **options)
     if name == "permuted":
-        return PermutedOrdering(bank_factory(num_layers), num_tasks, depth, seed=seed)
+        return PermutedOrdering(bank_factory(num_layers), num_tasks, depth, seed=seed, **options)
     if name == "single":
-        return SingleTaskOrdering(bank_factory(num_tasks * num_layers), num_tasks, depth)
+        return SingleTaskOrdering(bank_factory(num_tasks * num_layers), num_tasks, depth, **options)
     raise ValueError(f"unknown ordering {name!r}; choose one of {', '.join(ORDERINGS)}")
-
-
-def orders(ordering: Ordering) -> Sequence[Sequence[int]] | None:
-    """The fixed layer order of each task for hard orderings, None for soft."""
-    return ordering._order_list if isinstance(ordering, HardOrdering) else None

@@ -14,35 +14,19 @@ The trainer keeps the unwrapped net for everything but the training forward (los
 from __future__ import annotations
 
 import inspect
-from typing import Any
 
 import torch
 from torch import nn
 
-from softorder.nn.banks import ConvBank
 from softorder.nn.network import MultiTaskNet
 from softorder.train import distributed
 from softorder.train.config import Config
 
 
-def _to_channels_last(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    y, *rest = args
-    return (y.contiguous(memory_format=torch.channels_last), *rest)
-
-
 def use_channels_last(net: MultiTaskNet) -> bool:
-    """Make the conv core run channels-last. Forward pre-hooks convert the core's input, and the
-    input of every depth of soft ordering (whose mixing step returns NCHW), to NHWC; conv, max-pool
-    and ReLU keep that layout, so parallel ordering stays NHWC throughout. (Permuted and single
-    orderings regroup rows for a grouped convolution, which returns NCHW after the first depth.)
-    Returns False (and changes nothing) when the core is not a :class:`ConvBank`."""
-    if not isinstance(net.core.bank, ConvBank):
-        return False
-    if not getattr(net.core, "_channels_last", False):
-        net.core.register_forward_pre_hook(_to_channels_last)
-        net.core.bank.register_forward_pre_hook(_to_channels_last)
-        net.core._channels_last = True  # type: ignore[assignment]
-    return True
+    """Make the conv core run channels-last (:meth:`softorder.nn.orderings.Ordering.use_channels_last`).
+    Returns False (and changes nothing) when the core is not an image bank."""
+    return net.core.use_channels_last()
 
 
 def wrap_model(net: MultiTaskNet, cfg: Config, device: torch.device) -> nn.Module:

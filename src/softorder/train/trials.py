@@ -31,7 +31,6 @@ from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
 from softorder.data.tasks import TaskData
-from softorder.nn.heads import Decoders
 from softorder.nn.network import MultiTaskNet
 from softorder.nn.orderings import HardOrdering
 from softorder.train import distributed, health
@@ -98,9 +97,9 @@ class StackedTrials(Learner):
         # The module whose code runs; vmap swaps in each trial's tensors (functional_call).
         self.base = self.nets[0]
         if isinstance(self.base.core, HardOrdering):
-            self.base.core.orders_on_device = True  # each trial's own `order` buffer (permuted)
+            self.base.core.use_orders_on_device()  # each trial's own `order` buffer (permuted)
         dec = type(self.base.decoders)
-        self._custom_loss = dec.loss is not Decoders.loss or dec.row_losses is not Decoders.row_losses
+        self._custom_loss = not dec.standard_loss  # not cross-entropy: call the head's own loss
         self.view = copy.deepcopy(self.base)  # one trial's weights at a time, for evaluation
         self.opt = self._optimizer()
         self._step = vmap(self._losses, randomness="different")
