@@ -26,9 +26,10 @@ from pathlib import Path
 
 import pytest
 
+from softorder.benchmarks import benchmark_config
 from softorder.cli import build_parser
 from softorder.data.download import DATASETS
-from softorder.train.config import Config, benchmark_config, parse_overrides, read_yaml
+from softorder.train.config import Config, parse_overrides, read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))

@@ -270,7 +270,8 @@ def results_markdown(s: dict[str, Any]) -> str:
         lines += [
             "",
             "Unhealthy trials: at the end of training every unit of the last depth was dead, or the "
-            "training loss was still at chance (run health, README). They are kept in the statistics.",
+            "training loss was still at chance (run health: docs/results.md). They are kept in the "
+            "statistics.",
         ]
     if s["comparisons"]:
         lines += [

@@ -1,5 +1,5 @@
 """Plots of run health (``softorder.train.health``): per depth, the activation RMS and the fraction
-of dead units over training, one line per run; the figure behind the README's "Run health"."""
+of dead units over training, one line per run; the figure behind "Run health" in docs/results.md."""
 
 from __future__ import annotations
 
