@@ -24,10 +24,14 @@ demo: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(PY) -m ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py

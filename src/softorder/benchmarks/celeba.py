@@ -87,7 +87,7 @@ class CelebA(Benchmark):
             torch.manual_seed(cfg.seed)
             net = self.build_net(cfg, load_weights=not resume)
         if cfg.channels_last:  # the conv backbone on NHWC activations (tensor cores)
-            net.encoders.to(memory_format=torch.channels_last)  # type: ignore[call-arg]
+            net.encoders.to(memory_format=torch.channels_last)
         loaders = celeba_loaders(cfg, distributed.select_device(cfg.device))
         source = LoaderBatches(loaders["train"], cfg.seed, net.num_tasks, cfg.channels_last)
         scored = {s: loaders[s] for s in ("val", "test")}

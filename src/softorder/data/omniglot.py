@@ -111,7 +111,7 @@ class OmniglotImages:
         h = hashlib.sha256()
         for t in (self.images, self.alphabet, self.character, self.drawer):
             h.update(str(tuple(t.shape)).encode())
-            h.update(t.contiguous().numpy())  # buffer protocol: no copy of the images
+            h.update(t.contiguous().numpy().data)  # buffer protocol: no copy of the images
         h.update(json.dumps(self.alphabets).encode())
         return h.hexdigest()
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -77,9 +77,13 @@ class SharedPairs(nn.Module):
 
     def forward(self, x: Tensor, task: int) -> Tensor:
         """Logits of one task's samples for every copy: ``[B, n, m] -> [B, n]``."""
+        wa: Tensor
+        ba: Tensor
+        wb: Tensor
+        bb: Tensor
         (wa, ba), (wb, bb) = (self.w1, self.b1), (self.w2, self.b2)
         if task == 1:  # permuted copies swap the two layers for the second task
-            p = self.permuted
+            p = cast(Tensor, self.permuted)
             (wa, ba), (wb, bb) = (torch.where(p, wb, wa), torch.where(p, bb, ba)), \
                                  (torch.where(p, wa, wb), torch.where(p, ba, bb))
         h = self._act(torch.baddbmm(bb, self._act(torch.baddbmm(ba, x, wa)), wb))

@@ -141,6 +141,7 @@ def run_planted(num_tasks: int, num_layers: int, noise: float, mode: str, seed: 
     paths = [[int(j) for j in w[t].argmax(1)] for t in range(num_tasks)]
     if mode == "scratch":
         probe = torch.cat([xs[: 4 * cfg.samples], *(compose(a, b, [j], x[0]) for j in range(num_layers))])
+        assert isinstance(core.bank, DenseBank)
         relabel = match_layers(core.bank, a, b, probe)
         paths = [[relabel[j] for j in p] for p in paths]
     hits = [p == list(o) for p, o in zip(paths, orders)]

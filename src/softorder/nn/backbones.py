@@ -94,7 +94,7 @@ def resnet50_trunk(
     if weights is not None and pretrained_download:
         raise ValueError("give either backbone weights (a local file) or pretrained_download=True, not both")
     model = resnet50(weights=ResNet50_Weights.IMAGENET1K_V2 if pretrained_download else None)
-    model.fc = nn.Identity()  # type: ignore[assignment]
+    model.fc = nn.Identity()
     if weights is not None:
         load_resnet50_weights(model, weights)
     return model

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -54,13 +54,17 @@ class DenseEncoders(Encoders):
         if frozen:
             self.layers.requires_grad_(False)
 
+
+    def linear(self, task: int) -> nn.Linear:
+        """Task ``task``'s encoder layer."""
+        return cast(nn.Linear, self.layers[task])
     def encode(self, task: int, x: Tensor) -> Tensor:
         return F.relu(self.layers[task](x))
 
     def forward(self, xs: Sequence[Tensor], rows: Rows) -> Tensor:
         if rows.uniform and len({x.shape[1] for x in xs}) == 1 and len(xs) > 1:
-            w = torch.stack([self.layers[t].weight for t in rows.tasks])  # [S, width, in]
-            b = torch.stack([self.layers[t].bias for t in rows.tasks])
+            w = torch.stack([self.linear(t).weight for t in rows.tasks])  # [S, width, in]
+            b = torch.stack([self.linear(t).bias for t in rows.tasks])
             z = torch.baddbmm(b.unsqueeze(1), torch.stack(list(xs)), w.transpose(1, 2))
             return F.relu(z).view(-1, self.width)
         return super().forward(xs, rows)
@@ -205,6 +209,10 @@ class Decoders(TaskHeads):
         self.out = [1 if b else c for c, b in zip(self.num_classes, self.binary)]
         self.layers = nn.ModuleList(nn.Linear(in_features, o) for o in self.out)
 
+
+    def linear(self, task: int) -> nn.Linear:
+        """Task ``task``'s decoder layer."""
+        return cast(nn.Linear, self.layers[task])
     def decode(self, task: int, y: Tensor) -> Tensor:
         """The logits of one task: ``[N, classes]``, or ``[N]`` for a binary task."""
         logits = self.layers[task](y.flatten(1))
@@ -215,8 +223,8 @@ class Decoders(TaskHeads):
         if not rows.uniform or len(rows.tasks) == 1:
             return [self.decode(t, part) for t, part in zip(rows.tasks, y.split(list(rows.counts)))]
         top = max(self.out[t] for t in rows.tasks)  # pad every task's logits to `top`, one bmm
-        ws = [self.layers[t].weight for t in rows.tasks]
-        bs = [self.layers[t].bias for t in rows.tasks]
+        ws: list[Tensor] = [self.linear(t).weight for t in rows.tasks]
+        bs: list[Tensor] = [self.linear(t).bias for t in rows.tasks]
         if any(self.out[t] != top for t in rows.tasks):
             ws = [F.pad(w, (0, 0, 0, top - w.shape[0])) for w in ws]
             bs = [F.pad(b, (0, top - b.shape[0])) for b in bs]
@@ -226,8 +234,8 @@ class Decoders(TaskHeads):
 
     def forward_shared(self, y: Tensor, tasks: Sequence[int]) -> list[Tensor]:
         """Every task decodes the same rows ``y``: one matmul with the decoders side by side."""
-        w = torch.cat([self.layers[t].weight for t in tasks])
-        b = torch.cat([self.layers[t].bias for t in tasks])
+        w = torch.cat([self.linear(t).weight for t in tasks])
+        b = torch.cat([self.linear(t).bias for t in tasks])
         z = F.linear(y.flatten(1), w, b).split([self.out[t] for t in tasks], dim=1)
         return [self._trim(t, zi) for t, zi in zip(tasks, z)]
 

@@ -8,6 +8,7 @@ public code does) and is the "loop" baseline of ``benchmarks/bench_core.py``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from torch import Tensor
 
@@ -28,7 +29,7 @@ def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None 
         for k in range(core.depth):
             if isinstance(core, SoftOrdering):
                 s = core.weights()[t, k]
-                y = sum(s[j] * bank.layer(j, y) for j in range(bank.num_layers))
+                y = cast(Tensor, sum(s[j] * bank.layer(j, y) for j in range(bank.num_layers)))
             else:
                 assert isinstance(core, HardOrdering)
                 y = bank.layer(core.layer_at(t, k), y)

@@ -9,6 +9,7 @@ and the versions of the software used. Every piece of text from the run goes thr
 from __future__ import annotations
 
 import datetime
+import functools
 import html
 import importlib.metadata
 import platform
@@ -205,11 +206,12 @@ def _compare_report(cdir: Path, page: _Page) -> Any:
     for method in methods:
         soft_runs = [r for r in plots.run_dirs(cdir, method, results) if plots.has_s(r)]
         if soft_runs:
-            page.h2(f"Soft ordering of {method}, {soft_runs[0].relative_to(cdir)} (Sec. 5, Fig. 4)")
+            run = soft_runs[0]
+            page.h2(f"Soft ordering of {method}, {run.relative_to(cdir)} (Sec. 5, Fig. 4)")
             page.plot(f"s_heatmaps_{method}.png", f"softmax(S) per task ({method}); red: the strongest path",
-                      lambda out, r=soft_runs[0]: plots.plot_s_heatmaps(r, out))
+                      functools.partial(plots.plot_s_heatmaps, run))
             page.plot(f"s_trajectories_{method}.png", f"softmax(S) of the first two tasks ({method})",
-                      lambda out, r=soft_runs[0]: plots.plot_s_trajectories(r, out))
+                      functools.partial(plots.plot_s_trajectories, run))
     return results.get("config")
 
 

@@ -277,7 +277,7 @@ def plot_learning_curves(
         if band == "minmax":
             lo, hi = vals.min(0), vals.max(0)
         else:
-            half = np.array([_ci95(vals[:, i]) for i in range(vals.shape[1])])
+            half = np.array([_ci95(vals[:, i].tolist()) for i in range(vals.shape[1])])
             lo, hi = np.clip(mean - half, *_bounds(key)), np.clip(mean + half, *_bounds(key))
         (line,) = ax.plot(steps, mean, label=f"{method} (n={len(vals)})")
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
@@ -332,7 +332,8 @@ def plot_per_task(compare_dir: PathLike, out: PathLike) -> Path:
                 f"{T} tasks; rerun the comparison"
             )
         trials = per_task_trials(compare_dir, method, results)
-        err = error_bars(mean, [_ci95(trials[:, t]) for t in range(T)]) if len(trials) > 1 else None
+        half = [_ci95(trials[:, t].tolist()) for t in range(T)]
+        err = error_bars(list(mean), half) if len(trials) > 1 else None
         ax.bar(x + (i - (M - 1) / 2) * width, mean, width, yerr=err, capsize=2, label=method)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=45 if T > 6 else 0, ha="right" if T > 6 else "center", fontsize=7)
@@ -344,7 +345,7 @@ def plot_per_task(compare_dir: PathLike, out: PathLike) -> Path:
 
 def sweep_table(sweep_dir: PathLike) -> dict[str, list[tuple[int, float, float | None]]]:
     """``{method: [(T, test_error_mean, test_error_ci95 or None), ...]}`` over a sweep dir."""
-    table: dict[str, list[tuple[int, float, float]]] = {}
+    table: dict[str, list[tuple[int, float, float | None]]] = {}
     for T, cdir in sweep_points(sweep_dir):
         for method, m in load_compare(cdir)["methods"].items():
             table.setdefault(method, []).append(

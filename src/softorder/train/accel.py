@@ -14,6 +14,7 @@ The trainer keeps the unwrapped net for everything but the training forward (los
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,7 +41,8 @@ def wrap_model(net: MultiTaskNet, cfg: Config, device: torch.device) -> nn.Modul
 
         # Buffers (permuted orders) never change after construction, when DDP syncs them once.
         params = inspect.signature(DistributedDataParallel.__init__).parameters
-        no_sync = {"forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers": False}
+        sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+        no_sync: dict[str, Any] = {sync: False}
         model = DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None, **no_sync
         )

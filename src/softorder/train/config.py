@@ -251,7 +251,7 @@ def _number(name: str, value: Any, kind: str, rule: Rule, bad: ValueError) -> in
     if kind == "int":
         if not isinstance(value, numbers.Integral) and not float(value).is_integer():
             raise bad
-        value = int(value)
+        value = int(float(value)) if not isinstance(value, numbers.Integral) else int(value)
     else:
         value = float(value)
         if not math.isfinite(value):

@@ -36,7 +36,7 @@ CHANCE_FRACTION = 0.95
 
 
 @torch.no_grad()
-def measure(net: MultiTaskNet, tasks: Sequence[TaskData]) -> dict[str, list[float] | None]:
+def measure(net: MultiTaskNet, tasks: Sequence[TaskData]) -> dict[str, Any]:
     """Per-depth activation RMS and dead-unit fraction on the probe, and the entropy of S."""
     was_training = net.training
     net.eval()

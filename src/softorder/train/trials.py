@@ -93,7 +93,7 @@ class StackedTrials(Learner):
         for net, tasks in zip(self.nets, self.task_sets):
             for t, task in enumerate(tasks):
                 net.decoders.check_target(t, task.y_train)
-        self.params, self.buffers = stack_module_state(self.nets)  # type: ignore[arg-type]
+        self.params, self.buffers = stack_module_state(self.nets)
         # The module whose code runs; vmap swaps in each trial's tensors (functional_call).
         self.base = self.nets[0]
         if isinstance(self.base.core, HardOrdering):
