@@ -29,7 +29,7 @@ import pytest
 from softorder.benchmarks import benchmark_config
 from softorder.cli import build_parser
 from softorder.data.download import DATASETS
-from softorder.train.config import Config, parse_overrides, read_yaml
+from softorder.train.config import SECTIONS, Config, keys_of, parse_overrides, read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
@@ -150,7 +150,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_keys() -> set[str]:
-    return {f.name for f in dataclasses.fields(Config)}
+    return set().union(*(keys_of(b) for b in SECTIONS))
+
+
+def defaults_with(changes: dict[str, object]) -> Config:
+    """The defaults of the first benchmark that has every key of ``changes``, with them applied."""
+    name = next((b for b in SECTIONS if set(changes) <= keys_of(b)), "mnist")
+    return Config.from_dict({**Config(benchmark=name).to_dict(), **changes})
 
 
 def parse(argv: list[str]) -> argparse.Namespace | None:
@@ -186,7 +192,7 @@ def check_config(args: argparse.Namespace) -> None:
     if named:
         benchmark_config(named, args.quick, overrides)
         return
-    Config.from_dict({**Config().to_dict(), **parse_overrides(overrides)})
+    defaults_with(dict(parse_overrides(overrides)))
 
 
 def check_recipe(words: tuple[str, ...]) -> None:
@@ -209,7 +215,7 @@ def check_set_span(text: str) -> None:
     """An inline ``--set key=value``: a config key, and a value it accepts (on the defaults)."""
     key, _, value = _dummy(text.split()[0]).partition("=")
     assert key in config_keys(), f"unknown config key {key}"
-    Config.from_dict({**Config().to_dict(), key: value})
+    defaults_with({key: value})
 
 
 def command_problems(text: str, name: str) -> tuple[list[str], int]:

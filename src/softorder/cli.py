@@ -62,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path(args.resume)
         if not RunDir(out).config.is_file():
             raise FileNotFoundError(f"{out} holds no run to resume (no config.yaml); check the path")
-        cfg = benchmarks.load_config(RunDir(out).config, overrides)
+        cfg = benchmarks.load_config(RunDir(out).config, overrides, saved=True)
     else:
         if not args.config:
             raise ValueError("give a CONFIG.yaml or a benchmark name, or --resume RUN_DIR")
@@ -73,13 +73,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             cfg, per = benchmarks.benchmark_config("", args.quick, overrides, path=path)
         else:
             cfg, per = benchmarks.benchmark_config(args.config, args.quick, overrides)
-        cfg = cfg.replace(**per.get(cfg.ordering, {}))  # the command line already won in per
-        out = Path(args.out or f"runs/{cfg.benchmark}-{cfg.ordering}-{time.strftime('%Y%m%d-%H%M%S')}")
+        cfg = cfg.replace(**per.get(cfg.model.ordering, {}))  # the command line already won in per
+        out = Path(args.out or f"runs/{cfg.benchmark}-{cfg.model.ordering}-{time.strftime('%Y%m%d-%H%M%S')}")
     r = benchmarks.train(cfg, out, resume=bool(args.resume), quiet=args.quiet)
     if not is_main():  # under torchrun only rank 0 reports
         return 0
     print(
-        f"{cfg.benchmark} / {cfg.ordering}: mean test error {100 * r['mean_test_error']:.2f}%, "
+        f"{cfg.benchmark} / {cfg.model.ordering}: mean test error {100 * r['mean_test_error']:.2f}%, "
         f"test loss {r['mean_test_loss']:.4f} (best step {r['best_step']} of {r['steps']})"
     )
     print(f"run written to {out}/ (result.json, metrics.jsonl, tb/, checkpoint.pt)")

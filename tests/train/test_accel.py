@@ -79,15 +79,15 @@ def test_precision_and_compile_flags_reach_the_config(
     cfg = tmp_path / "c.yaml"
     cfg.write_text("benchmark: synthetic\ntasks: 2\nsteps: 2\n")
     assert main(["train", str(cfg), "--out", str(tmp_path / "r"), "--precision", "bf16", "--compile"]) == 0
-    assert seen[-1].precision == "bf16" and seen[-1].compile
+    assert seen[-1].run.precision == "bf16" and seen[-1].run.compile
     assert main(["train", str(cfg), "--out", str(tmp_path / "s")]) == 0
-    assert seen[-1].precision == "fp32" and not seen[-1].compile
+    assert seen[-1].run.precision == "fp32" and not seen[-1].run.compile
 
 
 def test_bf16_run_on_cpu(tmp_path: Path) -> None:
     r = train(CFG.replace(precision="bf16", channels_last=True), tmp_path / "b", quiet=True)
     assert r["steps"] == 4
-    assert load_config(tmp_path / "b" / "config.yaml").precision == "bf16"
+    assert load_config(tmp_path / "b" / "config.yaml").run.precision == "bf16"
 
 
 def _result() -> dict[str, object]:

@@ -72,7 +72,7 @@ def test_short_run_writes_run_files(data_dir: Path, tmp_path: Path) -> None:
 def test_resume_at_an_epoch_boundary_matches_uninterrupted(data_dir: Path, tmp_path: Path) -> None:
     # 28 train images / batch 7 = 4 steps per epoch; stopping at step 8 ends epoch 1 exactly, so the
     # resumed run sees the same batches (mid-epoch resumes restart the epoch: LoaderBatches).
-    cfg = small_cfg(data_dir, steps=12, eval_every=4, checkpoint_every=4, max_eval_per_task=6)
+    cfg = small_cfg(data_dir, steps=12, eval_every=4, checkpoint_every=4, max_eval_images=6)
     full = train(cfg, tmp_path / "full", quiet=True)
     train(cfg.replace(steps=8), tmp_path / "part", quiet=True)
     (tmp_path / "part" / "result.json").unlink()

@@ -6,6 +6,7 @@ import pytest
 
 from softorder.benchmarks import benchmark_config, check
 from softorder.train.config import Config, load_config, parse_overrides
+from softorder.train.rundir import RunDir
 
 
 def test_unknown_key_names_the_key(tmp_path: Path) -> None:
@@ -19,8 +20,8 @@ def test_overrides_are_converted_by_the_keys_type(tmp_path: Path) -> None:
     p = tmp_path / "c.yaml"
     p.write_text("benchmark: uci\n")
     cfg = load_config(p, ["lr=0.01", "ordering=parallel", "s_lr=null", "fractions=[0.5, 0.25, 0.25]"])
-    assert cfg.lr == 0.01 and cfg.ordering == "parallel" and cfg.s_lr is None
-    assert cfg.fractions == [0.5, 0.25, 0.25]
+    assert cfg.optim.lr == 0.01 and cfg.model.ordering == "parallel" and cfg.optim.s_lr is None
+    assert cfg.data.fractions == [0.5, 0.25, 0.25]
     with pytest.raises(ValueError, match="key=value"):
         parse_overrides(["lr"])
 
@@ -30,11 +31,11 @@ def test_numbers_in_every_notation(tmp_path: Path, text: str) -> None:
     """YAML 1.1 reads 1e-4 as a string: here it is a number, on the command line and in files."""
     p = tmp_path / "c.yaml"
     p.write_text(f"benchmark: uci\nlr: {text}\n")
-    assert load_config(p).lr == pytest.approx(1e-4)
+    assert load_config(p).optim.lr == pytest.approx(1e-4)
     cfg = load_config(tmp_path / "c.yaml", [f"s_lr={text}", f"weight_decay={text}"])
-    assert cfg.s_lr == pytest.approx(1e-4) and cfg.weight_decay == pytest.approx(1e-4)
-    assert isinstance(cfg.s_lr, float)
-    assert load_config(p, ["steps=1e3"]).steps == 1000
+    assert cfg.optim.s_lr == pytest.approx(1e-4) and cfg.optim.weight_decay == pytest.approx(1e-4)
+    assert isinstance(cfg.optim.s_lr, float)
+    assert load_config(p, ["steps=1e3"]).optim.steps == 1000
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,7 @@ def test_task_counts_per_benchmark() -> None:
         check(Config(benchmark="mnist", tasks=46))
     with pytest.raises(ValueError, match=r"tasks must be in 1\.\.30 for omniglot"):
         check(Config(benchmark="omniglot", alphabet_set="background", tasks=31))
-    assert check(Config(benchmark="synthetic", tasks=500)).tasks == 500
+    assert check(Config(benchmark="synthetic", tasks=500)).data.tasks == 500
 
 
 def test_cuda_without_a_gpu_is_a_clear_error() -> None:
@@ -78,7 +79,7 @@ def test_cuda_without_a_gpu_is_a_clear_error() -> None:
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    assert Config(device="cuda:1").device == "cuda:1"
+    assert Config(device="cuda:1").run.device == "cuda:1"
     with pytest.raises(ValueError, match="device=cuda but no CUDA GPU is visible here; use device=cpu"):
         from softorder.train.distributed import require_device
 
@@ -88,16 +89,16 @@ def test_cuda_without_a_gpu_is_a_clear_error() -> None:
 @pytest.mark.parametrize("path", ["/data/run#1", "x: y", "null", "~/with space", "a=b"])
 def test_paths_are_taken_literally(path: str) -> None:
     cfg, _ = benchmark_config("uci", overrides=[f"data_dir={path}"])
-    assert cfg.data_dir == path
+    assert cfg.data.data_dir == path
 
 
 def test_command_line_wins_over_the_per_ordering_section() -> None:
     """uci.yaml sets soft: {dropout: 0.0, soft_norm: l2}; --set dropout=0.3 must win (no crash)."""
     cfg, per = benchmark_config("uci", overrides=["dropout=0.3"])
     soft = cfg.replace(**per["soft"])
-    assert soft.dropout == 0.3 and soft.soft_norm == "l2"
+    assert soft.model.dropout == 0.3 and soft.model.soft_norm == "l2"
     cfg, per = benchmark_config("mnist", overrides=["s_lr=1e-2"])
-    assert cfg.replace(**per["soft"]).s_lr == 0.01
+    assert cfg.replace(**per["soft"]).optim.s_lr == 0.01
 
 
 @pytest.mark.parametrize(
@@ -121,7 +122,7 @@ def test_bad_files_are_named(tmp_path: Path, text: str, message: str) -> None:
 def test_shipped_configs_load(name: str) -> None:
     cfg, per = benchmark_config(name)
     quick, _ = benchmark_config(name, quick=True)
-    assert cfg.benchmark == name and quick.steps <= cfg.steps
+    assert cfg.benchmark == name and quick.optim.steps <= cfg.optim.steps
     for part in per.values():
         cfg.replace(**part)
 
@@ -159,14 +160,14 @@ def test_yes_is_not_a_boolean_and_numpy_numbers_are_numbers() -> None:
 
     with pytest.raises(ValueError, match="compile must be true or false, got 'yes'"):
         Config(compile="yes")
-    assert Config(seed=np.int64(3), steps=np.float64(10.0)).steps == 10
+    assert Config(seed=np.int64(3), steps=np.float64(10.0)).optim.steps == 10
 
 
 def test_written_configs_read_back(tmp_path: Path) -> None:
     """Text that looks like a number is quoted when a run writes config.yaml."""
     from softorder.train.rundir import RunDir
 
-    cfg = Config(data_dir="1e5", backbone_weights="010")
+    cfg = Config(benchmark="celeba", data_dir="1e5", backbone_weights="010")
     RunDir(tmp_path).write_config(cfg.to_dict())
     assert load_config(tmp_path / "config.yaml") == cfg
 
@@ -183,3 +184,24 @@ def test_bad_per_ordering_sections(tmp_path: Path, section: str, message: str) -
     p.write_text(f"benchmark: uci\norderings:\n  {section}\n")
     with pytest.raises(ValueError, match=message):
         benchmark_config("", path=p)
+
+
+def test_keys_live_in_typed_sections_and_a_benchmark_has_only_its_own() -> None:
+    cfg = Config(benchmark="omniglot", lr=3e-3, channels=24, image_size=28, eval_every=50,
+                 checkpoint_every=100)
+    assert (cfg.optim.lr, cfg.model.channels, cfg.data.image_size, cfg.run.eval_every) == (3e-3, 24, 28, 50)
+    assert Config.from_dict(cfg.to_dict()) == cfg and cfg.replace(seed=3).seed == 3
+    with pytest.raises(ValueError, match=r"image_size is a key of .*omniglot.*, not of uci; valid keys: "):
+        benchmark_config("uci", overrides=["image_size=28"])
+    with pytest.raises(ValueError, match=r"unknown key\(s\) widht"):
+        Config(benchmark="uci", widht=3)
+
+
+def test_a_saved_config_with_every_benchmarks_keys_still_reads(tmp_path: Path) -> None:
+    """softorder 0.1 wrote all 38 keys into every run's config.yaml; resume and compare read them."""
+    old = {**Config(benchmark="uci").to_dict(), "image_size": 105, "channels": 53, "num_workers": 2}
+    p = tmp_path / "config.yaml"
+    RunDir(tmp_path).write_config(old)
+    assert load_config(p, saved=True) == Config(benchmark="uci")
+    with pytest.raises(ValueError, match="image_size is a key of"):
+        load_config(p)

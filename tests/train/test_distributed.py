@@ -93,7 +93,7 @@ def test_two_processes_match_one_with_the_global_batch(runs: dict[str, Any]) -> 
         assert (root / "ddp-at-40" / name).exists(), name
     ckpt = torch.load(root / "ddp-at-40" / "checkpoint.pt", weights_only=True)
     assert ckpt["world_size"] == 2 and len(ckpt["rank_rng"]) == 2
-    assert load_config(root / "ddp-at-40" / "config.yaml").batch_size == 16
+    assert load_config(root / "ddp-at-40" / "config.yaml").optim.batch_size == 16
 
 
 def test_resume_on_two_processes_continues_the_run(runs: dict[str, Any]) -> None:

@@ -60,7 +60,7 @@ def test_resume_applies_lr_and_records_it(tmp_path: Path) -> None:
     groups = load_checkpoint(run / "checkpoint.pt")["optimizer"]["param_groups"]
     assert [g["lr"] for g in groups] == [0.5, 0.5]  # net and S (s_lr null follows lr)
     assert groups[0]["weight_decay"] == 1e-4
-    assert load_config(run / "config.yaml").lr == 0.5
+    assert load_config(run / "config.yaml").optim.lr == 0.5
 
 
 def test_resume_with_the_same_lr_continues_bit_for_bit(tmp_path: Path) -> None:

@@ -37,9 +37,9 @@ def benchmark_config(
     return cfg, per
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """A run's YAML config (e.g. its ``config.yaml``) with ``key=value`` overrides, checked."""
-    return check(_config.load_config(path, overrides))
+def load_config(path: str | Path, overrides: Sequence[str] = (), saved: bool = False) -> Config:
+    """A YAML config (``saved``: a run folder's ``config.yaml``) with ``key=value`` overrides, checked."""
+    return check(_config.load_config(path, overrides, saved))
 
 
 def load_tasks(cfg: Config) -> list[TaskData]:
@@ -81,8 +81,8 @@ def train_trials(
     if not bench.in_memory:
         raise ValueError(f"{bench.name} streams its data from disk: its trials run one by one")
     check(cfgs[0])
-    if cfgs[0].threads:
-        torch.set_num_threads(cfgs[0].threads)
+    if cfgs[0].run.threads:
+        torch.set_num_threads(cfgs[0].run.threads)
     if task_sets is None:
         task_sets = []
         for c in cfgs:

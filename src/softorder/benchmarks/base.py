@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import torch
 
 from softorder.data.tasks import TaskData
-from softorder.nn.network import MultiTaskNet, conv_net, dense_net
-from softorder.train.config import Config
+from softorder.nn.network import MultiTaskNet, dense_net
+from softorder.train.config import Config, DataConfig, ModelConfig, register_sections
 from softorder.train.run import Setup
 from softorder.train.sources import TaskBatches, TaskEvaluator
 
@@ -26,14 +26,15 @@ class Benchmark(ABC):
     name: ClassVar[str]
     #: what the tasks are and where the paper uses them (for the docs and ``--help``)
     summary: ClassVar[str] = ""
-    #: the config keys that decide the data (``compare`` reuses loaded data across methods)
-    data_keys: ClassVar[tuple[str, ...]] = ("benchmark", "data_dir", "tasks", "seed")
     #: ``compare`` trains the fresh trials of a method as one vectorised model by default
     vectorise: ClassVar[bool] = False
     #: its tasks live in memory as TaskData (False: batches stream from disk)
     in_memory: ClassVar[bool] = True
     #: ``softorder adapt`` can give its runs new tasks (:meth:`new_tasks`)
     adaptable: ClassVar[bool] = False
+    #: the config sections of its model and its data (subclasses add the benchmark's own keys)
+    model_section: ClassVar[type[ModelConfig]] = ModelConfig
+    data_section: ClassVar[type[DataConfig]] = DataConfig
 
     @property
     def config_path(self) -> Path:
@@ -46,9 +47,9 @@ class Benchmark(ABC):
 
     def check(self, cfg: Config) -> None:
         """Refuse a config this benchmark cannot run, before any data is read."""
-        most = self.max_tasks(cfg)
-        if cfg.tasks is not None and most is not None and cfg.tasks > most:
-            raise ValueError(f"tasks must be in 1..{most} for {self.name}, got {cfg.tasks}")
+        most, tasks = self.max_tasks(cfg), cfg.data.tasks
+        if tasks is not None and most is not None and tasks > most:
+            raise ValueError(f"tasks must be in 1..{most} for {self.name}, got {tasks}")
 
     def check_run(self, cfg: Config, resume: bool) -> None:
         """Checks before a run touches its folder (default: :meth:`check`)."""
@@ -59,17 +60,11 @@ class Benchmark(ABC):
         """The tasks of ``cfg`` with their train / val / test splits (seeded by ``cfg.seed``)."""
 
     def build_net(self, cfg: Config, tasks: Sequence[TaskData]) -> MultiTaskNet:
-        """The model of ``cfg`` for these tasks: images get the conv net, vectors the dense net."""
-        classes = [t.num_classes for t in tasks]
-        common: dict[str, Any] = dict(
-            num_layers=cfg.num_layers, depth=cfg.depth, ordering=cfg.ordering, dropout=cfg.dropout,
-            seed=cfg.seed, init=cfg.init, temperature=cfg.temperature, soft_norm=cfg.soft_norm,
-        )
-        if len(tasks[0].input_shape) == 3:
-            return conv_net(classes, image_shape=tasks[0].input_shape, channels=cfg.channels,
-                            padding=cfg.padding, **common)
-        return dense_net([t.in_features for t in tasks], classes, width=cfg.width, encoder=cfg.encoder,
-                         binary=[t.binary for t in tasks], **common)
+        """The model of ``cfg`` for these tasks: per-task dense encoders and decoders around the
+        dense core (Sec. 3.3; image benchmarks override it)."""
+        m = cfg.model
+        return dense_net([t.in_features for t in tasks], [t.num_classes for t in tasks], width=m.width,
+                         encoder=m.encoder, binary=[t.binary for t in tasks], **core_options(cfg))
 
     def setup(self, cfg: Config, tasks: Sequence[TaskData] | None = None, net: MultiTaskNet | None = None,
               resume: bool = False) -> Setup:
@@ -84,8 +79,8 @@ class Benchmark(ABC):
             raise ValueError("a given net needs its tasks")
         tasks = list(tasks)
         names = [t.name for t in tasks]
-        return Setup(net, TaskBatches(tasks, cfg.batch_size, cfg.seed), TaskEvaluator(tasks, cfg.precision),
-                     names, probe=tasks)
+        batches = TaskBatches(tasks, cfg.optim.batch_size, cfg.seed)
+        return Setup(net, batches, TaskEvaluator(tasks, cfg.run.precision), names, probe=tasks)
 
     def new_tasks(self, source: Config, num_new: int, skip: int = 0, data_dir: str | None = None,
                   seed: int = 0) -> list[TaskData]:
@@ -97,6 +92,13 @@ class Benchmark(ABC):
         return {}
 
 
+def core_options(cfg: Config) -> dict[str, Any]:
+    """The builders' arguments for the ordered core, from the model section (Sec. 3.3)."""
+    m = cfg.model
+    return dict(num_layers=m.num_layers, depth=m.depth, ordering=m.ordering, dropout=m.dropout, seed=cfg.seed,
+                init=m.init, temperature=m.temperature, soft_norm=m.soft_norm)
+
+
 _REGISTRY: dict[str, Benchmark] = {}
 
 
@@ -105,6 +107,7 @@ def register(cls: type[Benchmark]) -> type[Benchmark]:
     if cls.name in _REGISTRY:
         raise ValueError(f"benchmark {cls.name!r} is registered twice")
     _REGISTRY[cls.name] = cls()
+    register_sections(cls.name, cls.model_section, cls.data_section)
     return cls
 
 

@@ -17,30 +17,52 @@ torchvision takes seconds, and no other benchmark needs it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from softorder.benchmarks.base import Benchmark, register
+from softorder.benchmarks.base import Benchmark, core_options, register
 from softorder.data.download import resolve_data_dir
 from softorder.data.tasks import TaskData
 from softorder.nn.backbones import WEIGHTS_HELP, celeba_net
 from softorder.nn.network import MultiTaskNet
 from softorder.train import distributed
-from softorder.train.config import Config
+from softorder.train.config import Config, DataConfig, ModelConfig, key
 from softorder.train.run import Setup
 from softorder.train.sources import LoaderBatches, LoaderEvaluator
 
 NUM_ATTRIBUTES = 40  # len(softorder.data.celeba.CELEBA_ATTRIBUTES), without importing torchvision
 
 
+@dataclass
+class CelebAModel(ModelConfig):
+    backbone_weights: str | None = key(None, "str", optional=True)  # local ResNet-50 state_dict
+    pretrained_download: bool = key(False, "bool")  # download IMAGENET1K_V2 weights (needs network)
+    small_backbone: bool = key(False, "bool")  # a tiny conv trunk instead of ResNet-50 (tests)
+
+
+@dataclass
+class CelebAData(DataConfig):
+    image_size: int = key(224, "int", ge=1)  # the trunk's input size (short side resized, centre crop)
+    max_train_images: int | None = key(None, "int", optional=True, ge=1)  # the first N train images
+    max_eval_images: int | None = key(None, "int", optional=True, ge=1)  # the first N val / test images
+    num_workers: int = key(2, "int", ge=0)  # DataLoader processes decoding JPEGs (0: in-process)
+
+
+def sections(cfg: Config) -> tuple[CelebAModel, CelebAData]:
+    assert isinstance(cfg.model, CelebAModel) and isinstance(cfg.data, CelebAData), cfg.benchmark
+    return cfg.model, cfg.data
+
+
 @register
 class CelebA(Benchmark):
     name = "celeba"
     summary = "40 attributes of one face image; ResNet-50 + 4 dense layers of 256 (Sec. 4.4)"
-    data_keys: ClassVar[tuple[str, ...]] = ()
+    model_section = CelebAModel
+    data_section = CelebAData
     in_memory = False
 
     def max_tasks(self, cfg: Config) -> int:
@@ -51,7 +73,8 @@ class CelebA(Benchmark):
         if distributed.env_world_size() > 1:
             raise ValueError("celeba trains in one process; torchrun with several processes is not supported "
                              "yet: run `softorder train celeba ...` without torchrun")
-        weights = Path(cfg.backbone_weights).expanduser() if cfg.backbone_weights else None
+        m, _ = sections(cfg)
+        weights = Path(m.backbone_weights).expanduser() if m.backbone_weights else None
         if weights is not None and not resume and not weights.is_file():  # fail before loading any data
             raise FileNotFoundError(f"backbone weights file {weights} does not exist; {WEIGHTS_HELP}")
 
@@ -63,20 +86,13 @@ class CelebA(Benchmark):
     ) -> MultiTaskNet:
         """:func:`celeba_net` of ``cfg`` (``load_weights=False``: skip the ImageNet weights, e.g.
         when a checkpoint will overwrite them)."""
+        m, d = sections(cfg)
+        core = core_options(cfg)
+        weights = m.backbone_weights if load_weights else None
         return celeba_net(
-            cfg.ordering,
-            cfg.width,
-            cfg.num_layers,
-            cfg.backbone_weights if load_weights else None,
-            num_tasks=cfg.tasks or NUM_ATTRIBUTES,
-            depth=cfg.depth,
-            dropout=cfg.dropout,
-            seed=cfg.seed,
-            init=cfg.init,  # type: ignore[arg-type]
-            temperature=cfg.temperature,
-            soft_norm=cfg.soft_norm,
-            small_backbone=cfg.small_backbone,
-            pretrained_download=cfg.pretrained_download and load_weights,
+            core.pop("ordering"), m.width, core.pop("num_layers"), weights,
+            num_tasks=d.tasks or NUM_ATTRIBUTES, small_backbone=m.small_backbone,
+            pretrained_download=m.pretrained_download and load_weights, **core,
         )
 
     def setup(self, cfg: Config, tasks: Sequence[TaskData] | None = None, net: MultiTaskNet | None = None,
@@ -86,40 +102,43 @@ class CelebA(Benchmark):
         if net is None:
             torch.manual_seed(cfg.seed)
             net = self.build_net(cfg, load_weights=not resume)
-        if cfg.channels_last:  # the conv backbone on NHWC activations (tensor cores)
+        run = cfg.run
+        if run.channels_last:  # the conv backbone on NHWC activations (tensor cores)
             net.encoders.to(memory_format=torch.channels_last)
-        loaders = celeba_loaders(cfg, distributed.select_device(cfg.device))
-        source = LoaderBatches(loaders["train"], cfg.seed, net.num_tasks, cfg.channels_last)
+        loaders = celeba_loaders(cfg, distributed.select_device(run.device))
+        source = LoaderBatches(loaders["train"], cfg.seed, net.num_tasks, run.channels_last)
         scored = {s: loaders[s] for s in ("val", "test")}
-        evaluator = LoaderEvaluator(scored, cfg.precision, cfg.channels_last)
+        evaluator = LoaderEvaluator(scored, run.precision, run.channels_last)
         return Setup(net, source, evaluator, list(CELEBA_ATTRIBUTES[: net.num_tasks]))
 
 
 def celeba_loaders(cfg: Config, device: torch.device) -> dict[str, DataLoader[Any]]:
     """Train (shuffled, seeded, drop_last) / val / test loaders of the official CelebA splits.
 
-    ``max_train_per_task`` and ``max_eval_per_task`` keep the first N images of the train and of
+    ``max_train_images`` and ``max_eval_images`` keep the first N images of the train and of
     the val / test splits (CPU smoke runs); None keeps every image.
     """
     from softorder.data.celeba import celeba_loader
 
+    _, d = sections(cfg)
+    batch, workers = cfg.optim.batch_size, d.num_workers
     pin = device.type == "cuda"
-    common = dict(num_workers=cfg.num_workers, pin_memory=pin, image_size=cfg.image_size)
+    common = dict(num_workers=workers, pin_memory=pin, image_size=d.image_size)
     loaders: dict[str, DataLoader[Any]] = {}
-    for split, limit in (("train", cfg.max_train_per_task), ("val", cfg.max_eval_per_task),
-                         ("test", cfg.max_eval_per_task)):
+    limits = {"train": d.max_train_images, "val": d.max_eval_images, "test": d.max_eval_images}
+    for split, limit in limits.items():
         train = split == "train"
         gen = torch.Generator().manual_seed(cfg.seed) if train else None
-        loader = celeba_loader(resolve_data_dir(cfg.data_dir), split, cfg.batch_size, shuffle=train,
+        loader = celeba_loader(resolve_data_dir(d.data_dir), split, batch, shuffle=train,
                                drop_last=train, generator=gen, **common)  # type: ignore[arg-type]
         n = len(loader.dataset)  # type: ignore[arg-type]
         if limit is not None and limit < n:
-            loader = DataLoader(Subset(loader.dataset, range(limit)), batch_size=cfg.batch_size,
-                                shuffle=train, num_workers=cfg.num_workers, pin_memory=loader.pin_memory,
-                                persistent_workers=cfg.num_workers > 0, drop_last=train, generator=gen)
+            loader = DataLoader(Subset(loader.dataset, range(limit)), batch_size=batch,
+                                shuffle=train, num_workers=workers, pin_memory=loader.pin_memory,
+                                persistent_workers=workers > 0, drop_last=train, generator=gen)
             n = limit
-        if n == 0 or (train and n < cfg.batch_size):
-            raise ValueError(f"CelebA {split} split has {n} image(s) but batch_size is {cfg.batch_size}: "
-                             f"lower batch_size (or raise max_train_per_task / max_eval_per_task)")
+        if n == 0 or (train and n < batch):
+            raise ValueError(f"CelebA {split} split has {n} image(s) but batch_size is {batch}: "
+                             f"lower batch_size (or raise max_train_images / max_eval_images)")
         loaders[split] = loader
     return loaders

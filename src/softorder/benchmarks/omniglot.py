@@ -4,36 +4,64 @@ softmax decoder per alphabet; the Yang & Hospedales splits at ``test_fraction``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from softorder.benchmarks.base import Benchmark, register
+from softorder.benchmarks.base import Benchmark, core_options, register
 from softorder.data.download import resolve_data_dir
 from softorder.data.omniglot import ALPHABET_SETS, load_omniglot
 from softorder.data.tasks import TaskData
-from softorder.train.config import Config
+from softorder.nn.network import MultiTaskNet, conv_net
+from softorder.train.config import Config, DataConfig, ModelConfig, key
+
+
+@dataclass
+class OmniglotModel(ModelConfig):
+    channels: int = key(53, "int", ge=1)  # filters of every conv layer (the paper: 53)
+    padding: int = key(0, "int", ge=0)  # conv padding (1 keeps 28x28 inputs alive through 4 pools)
+
+
+@dataclass
+class OmniglotData(DataConfig):
+    image_size: int = key(105, "int", ge=1)  # images resized to this (native 105x105)
+    test_fraction: float = key(0.2, "float", gt=0, lt=1)  # drawings per character held out for test
+    alphabet_set: str = key("all", "str", choices=tuple(ALPHABET_SETS))  # 50 | 30 background | 20 evaluation
+
+
+def data(cfg: Config) -> OmniglotData:
+    assert isinstance(cfg.data, OmniglotData), f"not an omniglot config: {cfg.benchmark}"
+    return cfg.data
 
 
 @register
 class Omniglot(Benchmark):
     name = "omniglot"
     summary = "50 alphabets; identity encoder, 4 conv 3×3 53 filters (Sec. 4.3)"
-    data_keys: ClassVar[tuple[str, ...]] = (
-        *Benchmark.data_keys, "image_size", "test_fraction", "alphabet_set",
-    )
+    model_section = OmniglotModel
+    data_section = OmniglotData
     adaptable = True
 
     def max_tasks(self, cfg: Config) -> int:
-        return len(ALPHABET_SETS[cfg.alphabet_set])
+        return len(ALPHABET_SETS[data(cfg).alphabet_set])
 
     def load_tasks(self, cfg: Config) -> list[TaskData]:
+        d = data(cfg)
         return load_omniglot(
-            resolve_data_dir(cfg.data_dir),
-            num_tasks=cfg.tasks or len(ALPHABET_SETS[cfg.alphabet_set]),
-            test_fraction=cfg.test_fraction,
+            resolve_data_dir(d.data_dir),
+            num_tasks=d.tasks or len(ALPHABET_SETS[d.alphabet_set]),
+            test_fraction=d.test_fraction,
             seed=cfg.seed,
-            image_size=cfg.image_size,
-            alphabet_set=cfg.alphabet_set,
+            image_size=d.image_size,
+            alphabet_set=d.alphabet_set,
         )
+
+    def build_net(self, cfg: Config, tasks: Sequence[TaskData]) -> MultiTaskNet:
+        """The identity encoder zero-padding 1 -> C channels, the conv core, dense decoders."""
+        m = cfg.model
+        assert isinstance(m, OmniglotModel)
+        return conv_net([t.num_classes for t in tasks], image_shape=tasks[0].input_shape, channels=m.channels,
+                        padding=m.padding, **core_options(cfg))
 
     def new_tasks(self, source: Config, num_new: int, skip: int = 0, data_dir: str | None = None,
                   seed: int = 0) -> list[TaskData]:
@@ -42,16 +70,17 @@ class Omniglot(Benchmark):
         ``num_new`` alphabets after the run's first ``tasks`` (plus ``skip``) in the fixed task order."""
         other = new_alphabet_set(source)
         pool = len(ALPHABET_SETS[other or "all"])
-        used = (0 if other else source.tasks or pool) + skip
+        used = (0 if other else source.data.tasks or pool) + skip
         if used + num_new > pool:
             what = f"the {pool} {other} alphabets" if other else f"the {pool} alphabets after the run's"
             raise ValueError(
                 f"{what} (+{skip} skipped) leave at most {max(0, pool - used)} new ones; "
                 "lower --new-tasks or --skip"
             )
+        d = data(source)
         tasks = load_omniglot(
-            resolve_data_dir(data_dir or source.data_dir), num_tasks=used + num_new,
-            test_fraction=source.test_fraction, seed=seed, image_size=source.image_size,
+            resolve_data_dir(data_dir or d.data_dir), num_tasks=used + num_new,
+            test_fraction=d.test_fraction, seed=seed, image_size=d.image_size,
             alphabet_set=other or "all",
         )
         return tasks[used:]
@@ -65,4 +94,4 @@ class Omniglot(Benchmark):
 def new_alphabet_set(source: Config) -> str | None:
     """The Omniglot alphabet set new tasks come from: the other half of the official split for a
     run on ``background`` or ``evaluation`` alphabets, None for a run on all 50."""
-    return {"background": "evaluation", "evaluation": "background"}.get(source.alphabet_set)
+    return {"background": "evaluation", "evaluation": "background"}.get(data(source).alphabet_set)

@@ -16,7 +16,7 @@ class Synthetic(Benchmark):
     adaptable = True
 
     def load_tasks(self, cfg: Config) -> list[TaskData]:
-        return make_synthetic(num_tasks=cfg.tasks or 4, seed=cfg.seed)
+        return make_synthetic(num_tasks=cfg.data.tasks or 4, seed=cfg.seed)
 
     def new_tasks(self, source: Config, num_new: int, skip: int = 0, data_dir: str | None = None,
                   seed: int = 0) -> list[TaskData]:

@@ -53,7 +53,7 @@ def load_source(run_dir: str | Path) -> tuple[Config, dict[str, torch.Tensor]]:
             f"{best} does not exist: the run in {run_dir} has not finished (its best weights are "
             f"written at the end); finish it with `softorder train --resume {run_dir}`"
         )
-    cfg = benchmarks.load_config(cfg_path)
+    cfg = benchmarks.load_config(cfg_path, saved=True)
     try:
         state = torch.load(best, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated or not a torch file
@@ -85,7 +85,7 @@ def subsample_shots(task: TaskData, shots: int | None, seed: int = 0) -> TaskDat
 def _adapt_config(source: Config, mode: str, num_tasks: int, overrides: dict[str, Any]) -> Config:
     if mode not in MODES:
         raise ValueError(f"unknown adapt mode {mode!r}; choose one of {', '.join(MODES)}")
-    if mode != "scratch" and source.ordering == "single":
+    if mode != "scratch" and source.model.ordering == "single":
         raise ValueError(
             "the source run uses ordering 'single' (no shared layers): adapt a run with a shared "
             "core (soft, parallel or permuted), or use mode 'scratch' only"
@@ -136,8 +136,8 @@ def adapt(
     cfg = _adapt_config(source, mode, len(tasks), dict(cfg_overrides or {}))
     out = Path(out) if out is not None else run_dir / "adapt" / mode
     RunDir(out).start_fresh()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
     torch.manual_seed(cfg.seed)
     net = benchmarks.build_net(cfg, tasks)
     if mode != "scratch":

@@ -13,6 +13,7 @@ their plugin) the fresh trials of a method train together as one vectorised mode
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import json
 import multiprocessing as mp
@@ -48,10 +49,10 @@ def _cached_tasks(cfg_items: tuple[tuple[str, Any], ...]) -> list[TaskData]:
 
 
 def _tasks(cfg: Config) -> list[TaskData]:
-    """The tasks of ``cfg``, loaded once per process for all methods that share its data."""
-    d = cfg.to_dict()
-    bench = benchmarks.get(cfg.benchmark)
-    return _cached_tasks(tuple((k, tuple(d[k]) if isinstance(d[k], list) else d[k]) for k in bench.data_keys))
+    """The tasks of ``cfg``, loaded once per process for all methods that share its data (its
+    benchmark, seed and data section)."""
+    d = {"benchmark": cfg.benchmark, "seed": cfg.seed, **dataclasses.asdict(cfg.data)}
+    return _cached_tasks(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
 
 def _die_with_parent() -> None:
@@ -68,7 +69,7 @@ def _check_config(cfg: Config, out: Path) -> None:
     """A trial folder that holds a run (to reuse or resume) must hold a run of ``cfg``."""
     run = RunDir(out)
     if run.started() and run.config.exists():
-        theirs = Config.from_dict(read_mapping(run.config), source=str(run.config))
+        theirs = Config.from_dict(read_mapping(run.config), source=str(run.config), saved=True)
         if theirs != cfg:
             raise FileExistsError(
                 f"{out} holds a run with a different config ({', '.join(theirs.differences(cfg))}); "
@@ -140,7 +141,7 @@ def compare(
         raise ValueError(f"trials must be at least 1, got {trials}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    distributed.require_device(cfg.device)  # before any worker starts
+    distributed.require_device(cfg.run.device)  # before any worker starts
     out = Path(out)
     per_ordering = per_ordering or {}
     jobs = []

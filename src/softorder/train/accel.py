@@ -33,7 +33,7 @@ def use_channels_last(net: MultiTaskNet) -> bool:
 def wrap_model(net: MultiTaskNet, cfg: Config, device: torch.device) -> nn.Module:
     """The module the training step calls: ``net``, with channels-last, DDP and ``torch.compile``
     as ``cfg`` and the process group ask. ``net`` must already be on ``device``."""
-    if cfg.channels_last:
+    if cfg.run.channels_last:
         use_channels_last(net)
     model: nn.Module = net
     if distributed.is_distributed():
@@ -46,6 +46,6 @@ def wrap_model(net: MultiTaskNet, cfg: Config, device: torch.device) -> nn.Modul
         model = DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None, **no_sync
         )
-    if cfg.compile:
+    if cfg.run.compile:
         model = torch.compile(model)  # type: ignore[assignment]
     return model

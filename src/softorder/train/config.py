@@ -28,7 +28,6 @@ import yaml
 
 from softorder.nn.orderings import ORDERINGS, SOFT_NORMS
 
-ALPHABET_SET_SIZES = {"all": 50, "background": 30, "evaluation": 20}  # omniglot's official sets
 #: Keys ``softorder train --resume RUN --set key=value`` may change: they are applied to the
 #: resumed run (and recorded in its config.yaml). Every other key defines the run and is refused.
 RESUMABLE = frozenset({
@@ -71,31 +70,61 @@ def key(default: Any, kind: str, **rule: Any) -> Any:
     return field(metadata={"rule": Rule(kind, **rule)}, **make)
 
 
-@dataclass
-class Config:
-    """Every setting of a run. Benchmark-specific keys are ignored by other benchmarks."""
+class Section:
+    """A group of config keys, each declared with :func:`key`; values are coerced and checked
+    when the section is built (:meth:`check` adds rules over several keys)."""
 
-    # what to learn
-    benchmark: str = key("mnist", "str")  # a registered benchmark (softorder.benchmarks checks it)
-    data_dir: str | None = key(None, "str", optional=True)
-    tasks: int | None = key(None, "int", optional=True, ge=1)  # None = the benchmark's default
-    seed: int = key(0, "int", ge=0)
-    # model (Sec. 3.3)
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), f.metadata["rule"]))
+        self.check()
+
+    def check(self) -> None:
+        """Rules that involve several keys of the section."""
+        return None
+
+    @classmethod
+    def key_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]  # type: ignore[arg-type]
+
+
+@dataclass
+class ModelConfig(Section):
+    """The net (Sec. 3.3): the ordering of the shared core, its layers, encoders and decoders."""
+
     ordering: str = key("soft", "str", choices=ORDERINGS)
-    width: int = key(64, "int", ge=1)
+    width: int = key(64, "int", ge=1)  # dense layers' width
     num_layers: int = key(4, "int", ge=1)
     depth: int | None = key(None, "int", optional=True, ge=1)  # soft ordering only; None = num_layers
-    encoder: str = key("learned", "str", choices=("learned", "frozen"))
+    encoder: str = key("learned", "str", choices=("learned", "frozen"))  # dense encoders per task
     dropout: float = key(0.5, "float", ge=0, lt=1)
     init: str = key("torch", "str", choices=("torch", "he"))
-    temperature: float = key(1.0, "float", gt=0)
+    temperature: float = key(1.0, "float", gt=0)  # softmax(S / temperature)
     soft_norm: str = key("none", "str", choices=SOFT_NORMS)  # rescale the soft mixture (SoftOrdering)
-    # optimisation
+
+    def check(self) -> None:
+        if self.depth is not None and self.depth != self.num_layers and self.ordering != "soft":
+            raise ValueError(
+                f"depth ({self.depth}) may differ from num_layers ({self.num_layers}) only for soft "
+                f"ordering, not {self.ordering}"
+            )
+
+
+@dataclass
+class OptimConfig(Section):
+    """Adam on the sum over tasks of each task's mean loss (Sec. 4)."""
+
     steps: int = key(2000, "int", ge=1)
     batch_size: int = key(32, "int", ge=1)  # per task and process: torchrun with N processes draws N ×
     lr: float = key(1e-3, "float", gt=0)
     s_lr: float | None = key(None, "float", optional=True, gt=0)  # learning rate of S; None = lr
     weight_decay: float = key(0.0, "float", ge=0)
+
+
+@dataclass
+class RunConfig(Section):
+    """How the run is carried out and recorded; none of it changes what is learned on one device."""
+
     eval_every: int = key(100, "int", ge=1)
     checkpoint_every: int = key(500, "int", ge=1)  # a multiple of eval_every
     select: str = key("val_loss", "str", choices=("val_loss", "val_error"))  # picks the kept weights
@@ -104,57 +133,85 @@ class Config:
     compile: bool = key(False, "bool")  # torch.compile the model for the training step
     channels_last: bool = key(False, "bool")  # conv nets: NHWC activations in the core (CUDA)
     threads: int | None = key(None, "int", optional=True, ge=1)
-    # data
-    fractions: list[float] = key((0.6, 0.2, 0.2), "floats", gt=0, lt=1)  # uci train/val/test
-    max_train_per_task: int | None = key(None, "int", optional=True, ge=1)
-    max_eval_per_task: int | None = key(None, "int", optional=True, ge=1)
-    image_size: int = key(105, "int", ge=1)  # omniglot
-    test_fraction: float = key(0.2, "float", gt=0, lt=1)  # omniglot
-    alphabet_set: str = key("all", "str", choices=tuple(ALPHABET_SET_SIZES))  # omniglot: 50 | 30 | 20
-    channels: int = key(53, "int", ge=1)  # omniglot conv width
-    padding: int = key(0, "int", ge=0)  # omniglot conv padding
-    # celeba (Sec. 4.4); image_size above is its input size too (224 for ResNet-50), and
-    # max_train_per_task / max_eval_per_task cap its train / val and test images
-    num_workers: int = key(2, "int", ge=0)  # DataLoader processes decoding JPEGs (0: in-process)
-    backbone_weights: str | None = key(None, "str", optional=True)  # local ResNet-50 state_dict
-    pretrained_download: bool = key(False, "bool")  # download IMAGENET1K_V2 weights (needs network)
-    small_backbone: bool = key(False, "bool")  # a tiny conv trunk instead of ResNet-50 (tests)
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), f.metadata["rule"]))
-        self._check_together()
-
-    def _check_together(self) -> None:
-        """Rules that involve several keys."""
+    def check(self) -> None:
         if self.checkpoint_every % self.eval_every:
             raise ValueError(
                 f"checkpoint_every ({self.checkpoint_every}) must be a multiple of "
                 f"eval_every ({self.eval_every})"
             )
-        if len(self.fractions) != 3 or not math.isclose(sum(self.fractions), 1.0, abs_tol=1e-6):
-            raise ValueError(
-                f"fractions must be three numbers (train, validation, test), each in (0, 1), summing to 1; "
-                f"got {self.fractions}"
-            )
-        if self.depth is not None and self.depth != self.num_layers and self.ordering != "soft":
-            raise ValueError(
-                f"depth ({self.depth}) may differ from num_layers ({self.num_layers}) only for soft "
-                f"ordering, not {self.ordering}"
-            )
         _check_device(self.device)
 
+
+@dataclass
+class DataConfig(Section):
+    """Where the tasks come from; a benchmark subclasses it with its own keys."""
+
+    data_dir: str | None = key(None, "str", optional=True)
+    tasks: int | None = key(None, "int", optional=True, ge=1)  # None = the benchmark's default
+
+
+#: Each benchmark's model and data sections (``softorder.benchmarks`` registers them).
+SECTIONS: dict[str, tuple[type[ModelConfig], type[DataConfig]]] = {}
+
+
+def register_sections(benchmark: str, model: type[ModelConfig], data: type[DataConfig]) -> None:
+    SECTIONS[benchmark] = (model, data)
+
+
+class Config:
+    """Every setting of a run, in typed sections: ``model`` (its own class per benchmark where it
+    adds keys), ``optim``, ``run`` and ``data`` (the benchmark's). Built and written with flat keys
+    (``Config(benchmark="uci", lr=3e-3)``, YAML files, ``--set``): every key name is unique across
+    the sections of a benchmark, and a key of another benchmark is an error that says whose it is."""
+
+    benchmark: str
+    seed: int
+    model: ModelConfig
+    optim: OptimConfig
+    run: RunConfig
+    data: DataConfig
+
+    def __init__(self, **values: Any) -> None:
+        values = dict(values)
+        benchmark = values.pop("benchmark", "mnist")
+        if not isinstance(benchmark, str) or benchmark not in SECTIONS:
+            names = ", ".join(SECTIONS) or "none registered (import softorder.benchmarks)"
+            raise ValueError(f"unknown benchmark {benchmark!r}; choose one of {names}")
+        self.benchmark = benchmark
+        self.seed = _coerce("seed", values.pop("seed", 0), Rule("int", ge=0))
+        model, data = SECTIONS[benchmark]
+        parts: dict[str, type[Section]] = {"model": model, "optim": OptimConfig, "run": RunConfig,
+                                           "data": data}
+        given = {name: {k: values.pop(k) for k in list(values) if k in cls.key_names()}
+                 for name, cls in parts.items()}
+        if values:
+            raise ValueError(self._unknown(sorted(map(str, values))))
+        for name, cls in parts.items():
+            setattr(self, name, cls(**given[name]))
+
+    def _unknown(self, keys: list[str]) -> str:
+        theirs = {k: [b for b in SECTIONS if k in keys_of(b)] for k in keys}
+        unknown = [k for k, bs in theirs.items() if not bs]
+        said = [f"unknown key(s) {', '.join(unknown)}"] if unknown else []
+        said += [f"{k} is a key of {', '.join(bs)}, not of {self.benchmark}"
+                 for k, bs in theirs.items() if bs]
+        return f"{'; '.join(said)}; valid keys: {', '.join(sorted(keys_of(self.benchmark)))}"
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The flat keys: benchmark, seed, then the model, optim, run and data sections in order."""
+        out: dict[str, Any] = {"benchmark": self.benchmark, "seed": self.seed}
+        for part in (self.model, self.optim, self.run, self.data):
+            out.update(dataclasses.asdict(part))  # type: ignore[call-overload]
+        return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(map(str, set(data) - valid))
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
-            )
+    def from_dict(cls, data: dict[str, Any], source: str = "config", saved: bool = False) -> Config:
+        """A config from flat keys; ``saved``: a run folder's or checkpoint's config, whose keys
+        of other benchmarks (softorder 0.1 wrote every key of every benchmark) are dropped."""
+        if saved and data.get("benchmark") in SECTIONS:
+            valid = keys_of(data["benchmark"])
+            data = {k: v for k, v in data.items() if k in valid or not any(k in keys_of(b) for b in SECTIONS)}
         try:
             return cls(**data)
         except ValueError as e:
@@ -164,9 +221,22 @@ class Config:
         return Config.from_dict({**self.to_dict(), **changes})
 
     def differences(self, other: Config) -> list[str]:
-        """The keys whose values differ from ``other``'s."""
+        """The keys whose values differ from ``other``'s (all of them for another benchmark)."""
         a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if a[k] != b[k]]
+        return [k for k in a if k not in b or a[k] != b[k]]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Config({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+
+def keys_of(benchmark: str) -> set[str]:
+    """The flat config keys of ``benchmark`` (every section)."""
+    model, data = SECTIONS[benchmark]
+    sections = (model, OptimConfig, RunConfig, data)
+    return {"benchmark", "seed", *(k for section in sections for k in section.key_names())}
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -294,11 +364,12 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """Read a YAML config and apply ``key=value`` overrides."""
+def load_config(path: str | Path, overrides: Sequence[str] = (), saved: bool = False) -> Config:
+    """Read a YAML config and apply ``key=value`` overrides (``saved``: a run folder's
+    ``config.yaml``, see :meth:`Config.from_dict`)."""
     data = read_mapping(path)
     data.update(parse_overrides(overrides))
-    return Config.from_dict(data, source=str(path))
+    return Config.from_dict(data, source=str(path), saved=saved)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, str]:
@@ -353,17 +424,18 @@ def read_benchmark_config(
 def check_resume(saved: dict[str, Any], cfg: Config, step: int) -> list[str]:
     """The keys in which ``cfg`` changes the checkpoint's config ``saved``; an error naming the
     key when one of them defines the run (model, data, seed, …) or ``steps`` is below ``step``."""
-    old = Config.from_dict(saved, source="the checkpoint's config")  # device: spelling only
+    old = Config.from_dict(saved, source="the checkpoint's config", saved=True)  # device: spelling only
     changed = old.differences(cfg)
     for k in changed:
         if k not in RESUMABLE:
+            was, now = old.to_dict().get(k), cfg.to_dict().get(k)
             raise ValueError(
-                f"--resume cannot change {k} ({getattr(old, k)!r} -> {getattr(cfg, k)!r}): it defines "
-                "the run; "
+                f"--resume cannot change {k} ({was!r} -> {now!r}): it defines the run; "
                 f"start a new run with --out (resumable keys: {', '.join(sorted(RESUMABLE))})"
             )
-    if cfg.steps < step:
+    if cfg.optim.steps < step:
         raise ValueError(
-            f"steps={cfg.steps} is below the {step} steps the run has already trained; give steps >= {step}"
+            f"steps={cfg.optim.steps} is below the {step} steps the run has already trained; "
+            f"give steps >= {step}"
         )
     return changed

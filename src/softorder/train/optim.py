@@ -20,17 +20,17 @@ def make_optimizer(net: MultiTaskNet, cfg: Config) -> torch.optim.Optimizer:
     if s_params:
         groups.append({"params": s_params, "name": "S", **group_settings(cfg, "S")})
     try:  # the fused kernel is ~3x faster than foreach for many small per-task tensors
-        return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
+        return torch.optim.Adam(groups, lr=cfg.optim.lr, fused=True)
     except (RuntimeError, TypeError):  # older torch or a device without fused Adam
-        return torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
+        return torch.optim.Adam(groups, lr=cfg.optim.lr, foreach=True)
 
 
 def group_settings(cfg: Config, group: str) -> dict[str, float]:
     """Learning rate and weight decay of an optimizer group: ``S`` (own lr ``s_lr``, no weight
     decay) or ``net`` (everything else)."""
     if group == "S":
-        return {"lr": cfg.s_lr or cfg.lr, "weight_decay": 0.0}
-    return {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+        return {"lr": cfg.optim.s_lr or cfg.optim.lr, "weight_decay": 0.0}
+    return {"lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay}
 
 
 def apply_optimizer_settings(opt: torch.optim.Optimizer, cfg: Config) -> None:

@@ -52,8 +52,8 @@ def train_run(
     removes them first. Launched by torchrun with several processes, this joins the process group
     and trains with DistributedDataParallel (every rank returns rank 0's result; only rank 0
     writes ``out``)."""
-    distributed.require_device(cfg.device)
-    created, finished = distributed.setup(cfg.device), False
+    distributed.require_device(cfg.run.device)
+    created, finished = distributed.setup(cfg.run.device), False
     try:
         # The trainer and its DDP model (which holds the process group) live in _train only, so
         # they are gone when teardown frees the group (also when _train raised: its frames go).
@@ -74,12 +74,12 @@ def _train(
     run = RunDir(out)
     # the checkpoint is read (and checked against cfg) once, on rank 0, before any data
     ckpt = distributed.on_main(lambda: _check_resumable(run, cfg) if resume else run.start_fresh(clean))
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
     s = setup(resume)
     learner = NetLearner(cfg, s.net, s.source, s.evaluator, s.task_names, checkpoint=run.checkpoint)
     log = LiveLog(out, s.task_names) if distributed.rank() == 0 else NullLog()
-    monitor = health.Monitor(s.probe, cfg.steps, name=str(out)) if s.probe is not None else None
+    monitor = health.Monitor(s.probe, cfg.optim.steps, name=str(out)) if s.probe is not None else None
     trainer = Trainer(learner, [out], [log], [monitor], quiet=quiet)
     if ckpt is not None:
         trainer.resume(ckpt)

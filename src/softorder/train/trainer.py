@@ -147,7 +147,7 @@ class NetLearner(Learner):
         self.runs, self.cfgs, self.cfg = 1, [cfg], cfg
         self.source, self.evaluator, self.task_names = source, evaluator, list(task_names)
         self.checkpoint = checkpoint
-        self.device = distributed.select_device(cfg.device)
+        self.device = distributed.select_device(cfg.run.device)
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self._net = net.to(self.device)
         # What the training step calls (DDP / compile / channels-last); the net stays unwrapped.
@@ -155,7 +155,7 @@ class NetLearner(Learner):
         if self.rank:  # distinct dropout masks per rank (rank 0 keeps the single-process stream)
             torch.manual_seed(distributed.rank_seed(cfg.seed, self.rank))
         self.opt = make_optimizer(net, cfg)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.run.precision == "fp16")
         source.to(self.device)
         source.check(net)
 
@@ -165,7 +165,7 @@ class NetLearner(Learner):
     def train_step(self, step: int) -> Tensor:
         """One step; each task's loss (averaged over ranks under torchrun), ``[1, tasks]``."""
         xs, ys = self.source.next()
-        with autocast(self.device, self.cfg.precision):
+        with autocast(self.device, self.cfg.run.precision):
             logits = [z.float() for z in self.model(xs)]
         losses = self._net.losses(logits, ys, check=False)  # labels checked by the source
         self.opt.zero_grad(set_to_none=True)
@@ -254,13 +254,13 @@ class NetLearner(Learner):
         if self.rank == 0 and saved_world != self.world_size:
             print(
                 f"softorder: resuming a checkpoint of {saved_world} process(es) on {self.world_size}: "
-                f"the global batch per task is now {self.world_size} × {self.cfg.batch_size}",
+                f"the global batch per task is now {self.world_size} × {self.cfg.optim.batch_size}",
                 file=sys.stderr,
             )
 
 
 class Trainer:
-    """Trains a :class:`Learner` to ``cfg.steps`` into one run folder per run (``config.yaml``,
+    """Trains a :class:`Learner` to ``cfg.optim.steps`` into one run folder per run (``config.yaml``,
     ``metrics.jsonl``, ``tb/``, ``checkpoint.pt``, ``best.pt``, ``result.json``)."""
 
     def __init__(self, learner: Learner, outs: Sequence[Path], logs: Sequence[RunLog],
@@ -291,7 +291,7 @@ class Trainer:
         if self.main:
             if changed:
                 old = ckpt["config"]
-                said = ", ".join(f"{k} {old.get(k)!r} -> {getattr(self.cfg, k)!r}" for k in changed)
+                said = ", ".join(f"{k} {old.get(k)!r} -> {self.cfg.to_dict().get(k)!r}" for k in changed)
                 print(f"softorder: resuming with {said} (recorded in config.yaml)", file=sys.stderr)
             # Forget metrics logged after the checkpoint: they will be recomputed identically.
             run.trim_metrics(self.step)
@@ -301,29 +301,30 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
-        """Train to ``cfg.steps``; every run's result (on every rank; rank 0 writes the files)."""
+        """Train to ``cfg.optim.steps``; every run's result (on every rank; rank 0 writes the files)."""
         cfg, learner = self.cfg, self.learner
         for log, c in zip(self.logs, learner.cfgs):
             log.open(c, self.step)
         runs = f" ×{learner.runs}" if learner.runs > 1 else ""
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"{cfg.benchmark}/{cfg.ordering}{runs}",
+        desc = f"{cfg.benchmark}/{cfg.model.ordering}{runs}"
+        bar = tqdm(total=cfg.optim.steps, initial=self.step, desc=desc,
                    disable=self.quiet or not self.main or not sys.stderr.isatty(), dynamic_ncols=True)
         acc: Tensor | None = None
         n_acc, start, first = 0, time.perf_counter(), self.step
         learner.train()
         try:
-            while self.step < cfg.steps:
+            while self.step < cfg.optim.steps:
                 losses = learner.train_step(self.step + 1)
                 acc = losses if acc is None else acc + losses
                 n_acc += 1
                 self.step += 1
                 bar.update(1)
-                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                if self.step % cfg.run.eval_every == 0 or self.step == cfg.optim.steps:
                     if self.main:  # the other ranks wait at the barrier below
                         assert acc is not None
                         self.evaluate_and_select(acc / n_acc, time.perf_counter() - start, first, bar)
                     acc, n_acc = None, 0
-                    due = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                    due = self.step % cfg.run.checkpoint_every == 0 or self.step == cfg.optim.steps
                     if learner.resumable and due:
                         self.save()
                     distributed.barrier()
@@ -341,7 +342,7 @@ class Trainer:
             rec = validation_record(self.step, elapsed, train_loss[r], vals[r], net)
             if monitor is not None:
                 monitor.update(net, rec)
-            score = rec["mean_val_loss"] if self.cfg.select == "val_loss" else rec["mean_val_error"]
+            score = rec["mean_val_loss"] if self.cfg.run.select == "val_loss" else rec["mean_val_error"]
             best.offer(score, self.step, functools.partial(self.learner.weights, r))
             rec.update(self.learner.record_extras(self.step - first, elapsed))
             log.write(rec)
@@ -361,7 +362,8 @@ class Trainer:
         run = RunDir(self.outs[r])
         save_checkpoint(run.best, best.state)
         names = learner.names(r)
-        result = run_result(c.benchmark, c.ordering, c.seed, names, best.step, self.step, test, val, elapsed)
+        result = run_result(c.benchmark, c.model.ordering, c.seed, names, best.step, self.step, test, val,
+                            elapsed)
         result.update(learner.result_extras(r, test))
         monitor = self.monitors[r]
         if monitor is not None:

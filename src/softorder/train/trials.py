@@ -80,7 +80,7 @@ class StackedTrials(Learner):
         self.cfgs, self.runs = list(cfgs), len(cfgs)
         self.task_sets = [list(ts) for ts in task_sets]
         cfg = self.cfg = self.cfgs[0]
-        self.device = distributed.select_device(cfg.device)
+        self.device = distributed.select_device(cfg.run.device)
         self.nets: list[MultiTaskNet] = []
         for c, tasks in zip(self.cfgs, self.task_sets):
             torch.manual_seed(c.seed)  # the same initialisation as a sequential run of this seed
@@ -103,7 +103,7 @@ class StackedTrials(Learner):
         self.view = copy.deepcopy(self.base)  # one trial's weights at a time, for evaluation
         self.opt = self._optimizer()
         self._step = vmap(self._losses, randomness="different")
-        T, B = len(self.task_sets[0]), cfg.batch_size
+        T, B = len(self.task_sets[0]), cfg.optim.batch_size
         self.samplers = [task_samplers(ts, B, c.seed) for c, ts in zip(self.cfgs, self.task_sets)]
         sets = self.task_sets
         self.train_x = [_pad_stack([ts[t].x_train for ts in sets]).to(self.device) for t in range(T)]
@@ -127,15 +127,15 @@ class StackedTrials(Learner):
             s_params = [self.params[k] for k in sorted(s_names)]
             groups.append({"params": s_params, **group_settings(self.cfg, "S")})
         try:
-            return torch.optim.Adam(groups, lr=self.cfg.lr, fused=True)
+            return torch.optim.Adam(groups, lr=self.cfg.optim.lr, fused=True)
         except (RuntimeError, TypeError):
-            return torch.optim.Adam(groups, lr=self.cfg.lr, foreach=True)
+            return torch.optim.Adam(groups, lr=self.cfg.optim.lr, foreach=True)
 
     def _losses(
         self, params: dict[str, Tensor], buffers: dict[str, Tensor], xs: list[Tensor], ys: list[Tensor]
     ) -> Tensor:
         """One trial's per-task losses (vmapped over trials)."""
-        with autocast(self.device, self.cfg.precision):
+        with autocast(self.device, self.cfg.run.precision):
             logits = functional_call(self.base, (params, buffers), (xs,))
         if self._custom_loss:
             return self.base.losses([z.float() for z in logits], ys, check=False)
@@ -166,7 +166,7 @@ class StackedTrials(Learner):
         """Every trial's (per-task mean loss, per-task error) on ``split``, as
         :func:`softorder.train.metrics.evaluate` gives for one run, with all trials in one pass."""
         if self._custom_loss:  # evaluate one trial at a time
-            return [evaluate(self.net(r), ts, split, chunk, self.cfg.precision)
+            return [evaluate(self.net(r), ts, split, chunk, self.cfg.run.precision)
                     for r, ts in enumerate(self.task_sets)]
         T = len(self.task_sets[0])
         if split not in self._eval_sets:
@@ -199,7 +199,7 @@ class StackedTrials(Learner):
         self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor, task: int
     ) -> tuple[Tensor, Tensor]:
         """One trial's loss and mistake (0/1) on every row of task ``task`` (vmapped over trials)."""
-        with autocast(self.device, self.cfg.precision):
+        with autocast(self.device, self.cfg.run.precision):
             z = functional_call(self.base, (params, buffers), ([x],), {"tasks": [task]})[0].float()
         dec = self.base.decoders
         return dec.row_losses(task, z, y), (dec.predict(task, z) != y).float()
@@ -216,7 +216,7 @@ class StackedTrials(Learner):
         return self.view
 
     def scores(self, r: int, net: MultiTaskNet, split: str) -> Scores:
-        return evaluate(net, self.task_sets[r], split, precision=self.cfgs[r].precision)
+        return evaluate(net, self.task_sets[r], split, precision=self.cfgs[r].run.precision)
 
     def names(self, r: int) -> list[str]:
         return [t.name for t in self.task_sets[r]]
@@ -246,11 +246,11 @@ def train_trials(
         if RunDir(out).started():
             raise FileExistsError(f"{out} already holds a run; choose another output folder")
         RunDir(out).check_writable(create=False)  # a group writes nothing until it has finished
-    if cfgs[0].threads:
-        torch.set_num_threads(cfgs[0].threads)
+    if cfgs[0].run.threads:
+        torch.set_num_threads(cfgs[0].run.threads)
     learner = StackedTrials(cfgs, task_sets, build)
     logs: list[RunLog] = [BufferedLog(o, learner.names(r)) for r, o in enumerate(folders)]
     monitors: list[health.Monitor | None] = [
-        health.Monitor(ts, c.steps, name=str(o)) for c, ts, o in zip(cfgs, task_sets, folders)
+        health.Monitor(ts, c.optim.steps, name=str(o)) for c, ts, o in zip(cfgs, task_sets, folders)
     ]
     return Trainer(learner, folders, logs, monitors, quiet=quiet).run()
