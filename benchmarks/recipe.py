@@ -21,7 +21,8 @@ from pathlib import Path
 from softorder.benchmarks import benchmark_config, get
 from softorder.experiments.compare import compare
 from softorder.nn.orderings import ORDERINGS
-from softorder.train.config import dump_yaml, parse_overrides, read_mapping, read_yaml
+from softorder.train.config_files import parse_overrides
+from softorder.train.yaml12 import dump_yaml, read_mapping, read_yaml
 
 S_ONLY = {"s_lr", "temperature", "soft_norm"}
 

@@ -29,7 +29,9 @@ import pytest
 from softorder.benchmarks import benchmark_config
 from softorder.cli import build_parser
 from softorder.data.download import DATASETS
-from softorder.train.config import SECTIONS, Config, keys_of, parse_overrides, read_yaml
+from softorder.train.config import SECTIONS, Config, keys_of
+from softorder.train.config_files import parse_overrides
+from softorder.train.yaml12 import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))

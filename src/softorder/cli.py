@@ -16,7 +16,7 @@ from softorder.experiments.compare import compare
 from softorder.nn.orderings import ORDERINGS
 from softorder.report import cli as report_cli
 from softorder.train.distributed import is_main
-from softorder.train.rundir import RunDir
+from softorder.train.rundir import RESULTS_MD, RunDir
 from softorder.train.trainer import TrainingDiverged
 
 
@@ -137,7 +137,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     s = compare(cfg, out, orderings, trials, per, workers=args.workers, vectorise=args.vectorise)
     print()
-    print((out / "results.md").read_text())
+    print((out / RESULTS_MD).read_text())
     print(f"finished in {s['wall_time_s']:.0f} s; results in {out}/results.json and {out}/results.md")
     print(f"see the plots: softorder report {out}")
     return 0

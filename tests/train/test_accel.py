@@ -12,7 +12,8 @@ import softorder as so
 from softorder.benchmarks import train
 from softorder.cli import main
 from softorder.train.accel import use_channels_last
-from softorder.train.config import Config, load_config
+from softorder.train.config import Config
+from softorder.train.config_files import load_config
 
 CFG = Config(benchmark="synthetic", tasks=2, width=8, steps=4, eval_every=2, checkpoint_every=2, dropout=0.0)
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from softorder.benchmarks import benchmark_config, check
-from softorder.train.config import Config, load_config, parse_overrides
+from softorder.train.config import Config
+from softorder.train.config_files import load_config, parse_overrides
 from softorder.train.rundir import RunDir
 
 

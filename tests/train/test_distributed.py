@@ -20,7 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from softorder.benchmarks import train
 from softorder.train import distributed
-from softorder.train.config import Config, load_config
+from softorder.train.config import Config
+from softorder.train.config_files import load_config
 from softorder.train.sources import TaskSampler
 
 CONFIG = """

@@ -10,7 +10,7 @@ import torch
 
 from softorder.benchmarks import train
 from softorder.data.synthetic import make_synthetic
-from softorder.experiments.compare import results_markdown, summarise
+from softorder.experiments.summary import results_markdown, summarise
 from softorder.train import health
 from softorder.train.config import Config
 from softorder.train.rundir import RunDir

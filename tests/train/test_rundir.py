@@ -12,7 +12,8 @@ import torch
 from softorder.benchmarks import train
 from softorder.data.synthetic import make_synthetic
 from softorder.train.checkpoint import load_checkpoint
-from softorder.train.config import Config, load_config
+from softorder.train.config import Config
+from softorder.train.config_files import load_config
 from softorder.train.rundir import RunDir
 from softorder.train.trainer import TrainingDiverged
 

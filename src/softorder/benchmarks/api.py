@@ -11,8 +11,7 @@ import torch
 from softorder.benchmarks.base import get
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
-from softorder.train import config as _config
-from softorder.train import trials
+from softorder.train import config_files, trials
 from softorder.train.config import Config
 from softorder.train.run import train_run
 
@@ -30,8 +29,8 @@ def benchmark_config(
     path: str | Path | None = None,
 ) -> tuple[Config, dict[str, dict[str, Any]]]:
     """The shipped (or given) YAML of a benchmark with ``quick`` and the command line applied,
-    and its per-ordering settings (:func:`softorder.train.config.read_benchmark_config`)."""
-    cfg, per = _config.read_benchmark_config(path or get(benchmark).config_path, quick, overrides)
+    and its per-ordering settings (:func:`softorder.train.config_files.read_benchmark_config`)."""
+    cfg, per = config_files.read_benchmark_config(path or get(benchmark).config_path, quick, overrides)
     for part in [{}, *per.values()]:
         check(cfg.replace(**part))
     return cfg, per
@@ -39,7 +38,7 @@ def benchmark_config(
 
 def load_config(path: str | Path, overrides: Sequence[str] = (), saved: bool = False) -> Config:
     """A YAML config (``saved``: a run folder's ``config.yaml``) with ``key=value`` overrides, checked."""
-    return check(_config.load_config(path, overrides, saved))
+    return check(config_files.load_config(path, overrides, saved))
 
 
 def load_tasks(cfg: Config) -> list[TaskData]:

@@ -13,6 +13,9 @@ URL or path and the fix, and removes the folders it created.
 Loaders check local files with :func:`verify_local` (registered checksum, once per process);
 :func:`verification_enabled` is the one switch (``verify=False``, or ``SOFTORDER_NO_VERIFY=1``
 for your own copies) that skips checksums and official counts. Caches go to :func:`cache_root`.
+
+(Over 300 lines: the table of every remote file with its checksum, and the one streaming,
+checking, resuming downloader they all go through.)
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ unless ``verify=False`` or ``SOFTORDER_NO_VERIFY=1``. Archive MD5s are checked o
 black-on-white PNGs are inverted, so background is 0 and strokes are 255. ``TaskData.x_*``
 keep this uint8 form (50 tasks as float32 at 105x105 would take ~1.4 GB); models and
 training code must convert with :func:`to_float` (``x.float() / 255`` -> strokes 1.0).
+
+(Over 300 lines: the one dataset whose decoding, cache, verification and splits must agree with
+each other; split apart they would each need the others' invariants.)
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ Every read is verified (:func:`read_uci`): the file's SHA-256 against the downlo
 and the expected row and class counts of the spec, both skipped with ``verify=False`` or
 ``SOFTORDER_NO_VERIFY=1`` (for your own copy); a line with the wrong number of columns, a
 non-numeric value or an unknown class is always an error naming the file and line.
+
+(Over 300 lines: ten small parsers, one per original file format, are easier to check side by side
+than spread over ten modules.)
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def load_source(run_dir: str | Path) -> tuple[Config, dict[str, torch.Tensor]]:
     """The run's config and its trained core bank weights (``core.bank.*`` of ``best.pt``,
     prefix stripped)."""
     run_dir = Path(run_dir)
-    cfg_path, best = run_dir / "config.yaml", run_dir / "best.pt"
+    cfg_path, best = RunDir(run_dir).config, RunDir(run_dir).best
     if not cfg_path.is_file():
         raise FileNotFoundError(
             f"{cfg_path} does not exist: RUN_DIR must be a run written by `softorder train`"

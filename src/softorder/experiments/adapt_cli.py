@@ -9,7 +9,7 @@ from pathlib import Path
 from softorder import benchmarks
 from softorder.experiments.adapt import MODES, load_source, new_tasks_for, run_modes, subsample_shots
 from softorder.experiments.analysis_cli import format_table
-from softorder.train.config import parse_overrides
+from softorder.train.config_files import parse_overrides
 
 
 def _parse_shots(value: str) -> list[int | None]:

@@ -30,12 +30,13 @@ import torch
 
 from softorder import benchmarks
 from softorder.data.tasks import TaskData
+from softorder.experiments.summary import results_markdown, summarise
 from softorder.nn.orderings import ORDERINGS
-from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
 from softorder.train import distributed
 from softorder.train.checkpoint import atomic_write_bytes, write_json
-from softorder.train.config import Config, read_mapping
-from softorder.train.rundir import RunDir
+from softorder.train.config import Config
+from softorder.train.rundir import RESULTS_JSON, RESULTS_MD, RunDir
+from softorder.train.yaml12 import read_mapping
 
 EXTRA_KEYS = ("quick", "orderings")
 # Longest first in the pool: soft runs every layer at every depth.
@@ -180,17 +181,13 @@ def compare(
         spawn = mp.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_die_with_parent) as pool:
             futures = {submit(pool.submit, kind, group): group for kind, group in units}
-            for fut in _as_completed(futures):
+            for fut in as_completed(futures):
                 done(futures[fut], fut.result())
     summary = summarise(cfg, orderings, trials, results, per_ordering)
     summary["wall_time_s"] = time.perf_counter() - start
-    write_json(out / "results.json", summary)
-    atomic_write_bytes(out / "results.md", results_markdown(summary).encode())
+    write_json(out / RESULTS_JSON, summary)
+    atomic_write_bytes(out / RESULTS_MD, results_markdown(summary).encode())
     return summary
-
-
-def _as_completed(futures: dict[Any, Any]) -> Any:
-    return as_completed(futures)
 
 
 def _progress(on: bool, done: int, total: int, o: str, k: int, r: dict[str, Any]) -> None:
@@ -198,109 +195,3 @@ def _progress(on: bool, done: int, total: int, o: str, k: int, r: dict[str, Any]
         print(
             f"  [{done}/{total}] {o:<9} trial {k}: test error {100 * r['mean_test_error']:.2f}%", flush=True
         )
-
-
-def summarise(
-    cfg: Config,
-    orderings: Sequence[str],
-    trials: int,
-    results: dict[tuple[str, int], dict[str, Any]],
-    per_ordering: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
-    first = results[(orderings[0], 0)]
-    methods: dict[str, Any] = {}
-    for o in orderings:
-        runs = [results[(o, k)] for k in range(trials)]
-        errs = [r["mean_test_error"] for r in runs]
-        losses = [r["mean_test_loss"] for r in runs]
-        em, ec = mean_ci95(errs)
-        lm, lc = mean_ci95(losses)
-        n_tasks = len(runs[0]["test_error"])
-        methods[o] = {
-            "test_error_mean": em,
-            "test_error_ci95": ec,
-            "test_loss_mean": lm,
-            "test_loss_ci95": lc,
-            "trials": errs,
-            "trial_losses": losses,
-            "per_task_error_mean": [sum(r["test_error"][t] for r in runs) / trials for t in range(n_tasks)],
-            "per_task_loss_mean": [sum(r["test_loss"][t] for r in runs) / trials for t in range(n_tasks)],
-            "val_error_mean": sum(r["mean_val_error"] for r in runs) / trials,
-            "best_step_mean": sum(r["best_step"] for r in runs) / trials,
-            "overrides": per_ordering.get(o, {}),
-            "runs": [f"runs/{o}/trial{k}" for k in range(trials)],
-            # trials whose last depth died or whose loss stayed at chance (kept in the statistics)
-            "unhealthy_trials": [k for k, r in enumerate(runs) if (r.get("health") or {}).get("unhealthy")],
-        }
-    comparisons = []
-    if "soft" in methods:
-        for o in orderings:
-            if o == "soft":
-                continue
-            for metric, key in (("test_error", "trials"), ("test_loss", "trial_losses")):
-                test = paired_test(methods["soft"][key], methods[o][key])
-                comparisons.append({"a": "soft", "b": o, "metric": metric, **test})
-    return {
-        "benchmark": cfg.benchmark,
-        "task_names": first["task_names"],
-        "orderings": list(orderings),
-        "trials_per_method": trials,
-        "config": cfg.to_dict(),
-        "methods": methods,
-        "comparisons": comparisons,
-    }
-
-
-def results_markdown(s: dict[str, Any]) -> str:
-    lines = [
-        f"# {s['benchmark']}: {s['trials_per_method']} trials per method",
-        "",
-        "| method | test error % (mean ± 95% CI) | test loss (mean ± 95% CI) | val error % | best step "
-        "| unhealthy trials |",
-        "|---|---|---|---|---|---|",
-    ]
-    for o, m in s["methods"].items():
-        sick = m.get("unhealthy_trials") or []
-        lines.append(
-            f"| {o} | {fmt_pm(m['test_error_mean'], m['test_error_ci95'], 100)} | "
-            f"{fmt_pm(m['test_loss_mean'], m['test_loss_ci95'], digits=4)} | "
-            f"{100 * m['val_error_mean']:.2f} | "
-            f"{m['best_step_mean']:.0f} | {', '.join(f'trial {k}' for k in sick) or '—'} |"
-        )
-    if any(m.get("unhealthy_trials") for m in s["methods"].values()):
-        lines += [
-            "",
-            "Unhealthy trials: at the end of training every unit of the last depth was dead, or the "
-            "training loss was still at chance (run health: docs/results.md). They are kept in the "
-            "statistics.",
-        ]
-    if s["comparisons"]:
-        lines += [
-            "",
-            "Paired over trials (soft − other; negative favours soft):",
-            "",
-            "| comparison | metric | mean diff | soft wins/losses | p (paired t) | p (Wilcoxon) |",
-            "|---|---|---|---|---|---|",
-        ]
-        for c in s["comparisons"]:
-            scale = 100 if c["metric"] == "test_error" else 1
-            unit = " pp" if scale == 100 else ""
-            lines.append(
-                f"| soft vs {c['b']} | {c['metric']} | {scale * c['mean_diff']:+.3f}{unit} | "
-                f"{c['wins']}/{c['losses']} | {fmt_p(c['p_value'])} | {fmt_p(c['p_wilcoxon'])} |"
-            )
-    names = s["task_names"]
-    lines += [
-        "",
-        "Per-task test error % (mean over trials):",
-        "",
-        "| task | " + " | ".join(s["methods"]) + " |",
-        "|---|" + "---|" * len(s["methods"]),
-    ]
-    for t, name in enumerate(names):
-        row = " | ".join(f"{100 * m['per_task_error_mean'][t]:.2f}" for m in s["methods"].values())
-        lines.append(f"| {name} | {row} |")
-    overrides = {o: m["overrides"] for o, m in s["methods"].items() if m["overrides"]}
-    if overrides:
-        lines += ["", f"Per-method settings: {overrides}"]
-    return "\n".join(lines) + "\n"

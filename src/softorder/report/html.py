@@ -22,6 +22,7 @@ import yaml
 from softorder.report import health as health_plots
 from softorder.report import plots
 from softorder.stats import fmt_p, fmt_pm
+from softorder.train.rundir import RESULTS_JSON, RunDir
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -41,9 +42,9 @@ pre { background: #f6f8fa; padding: .8em; overflow-x: auto; font-size: .85em; }
 
 def detect_kind(path: Path) -> str:
     """``'run'``, ``'compare'`` or ``'sweep'`` for a results directory."""
-    if (path / "result.json").is_file() or (path / "metrics.jsonl").is_file():
+    if RunDir(path).result.is_file() or RunDir(path).metrics.is_file():
         return "run"
-    if (path / "results.json").is_file():
+    if (path / RESULTS_JSON).is_file():
         return "compare"
     try:
         plots.sweep_points(path)
@@ -140,7 +141,7 @@ class _Page:
 
 # -- the three kinds of report ------------------------------------------------------------------
 def _run_report(run: Path, page: _Page) -> Any:
-    res = plots.load_result(run) if (run / "result.json").is_file() else {}
+    res = plots.load_result(run) if RunDir(run).result.is_file() else {}
     if res:
         page.h2("Result")
         keys = ["benchmark", "ordering", "seed", "best_step", "steps", "mean_test_error",
@@ -165,7 +166,7 @@ def _run_report(run: Path, page: _Page) -> Any:
                   lambda out: plots.plot_s_heatmaps(run, out))
         page.plot("s_trajectories.png", "softmax(S) of the first two tasks over training",
                   lambda out: plots.plot_s_trajectories(run, out))
-    cfg_path = run / "config.yaml"
+    cfg_path = RunDir(run).config
     return yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else None
 
 

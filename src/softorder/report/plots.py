@@ -17,6 +17,9 @@ function                    what it draws                                       
 Inputs are the directories the training runner writes: a *run* dir (``config.yaml``,
 ``metrics.jsonl``, ``result.json``), a *compare* dir (``results.json`` and ``runs/<method>/trial<k>/``)
 and a *sweep* dir (compare dirs named ``T<k>/``).
+
+(Over 300 lines: one function per figure, each reading the run files it needs; they share the
+readers and styling at the top.)
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from softorder.stats import error_bars, mean_ci95
-from softorder.train.rundir import RunDir
+from softorder.train.rundir import RESULTS_JSON, RunDir
 
 PathLike = str | Path
 
@@ -63,12 +66,12 @@ def load_metrics(run_dir: PathLike) -> list[dict[str, Any]]:
 
 def load_result(run_dir: PathLike) -> dict[str, Any]:
     """A run's ``result.json``."""
-    return _read_json(Path(run_dir) / "result.json", f"{run_dir} is not a finished run directory")
+    return _read_json(RunDir(run_dir).result, f"{run_dir} is not a finished run directory")
 
 
 def load_compare(compare_dir: PathLike) -> dict[str, Any]:
     """A compare dir's ``results.json``."""
-    return _read_json(Path(compare_dir) / "results.json", f"{compare_dir} is not a compare directory")
+    return _read_json(Path(compare_dir) / RESULTS_JSON, f"{compare_dir} is not a compare directory")
 
 
 def sweep_points(sweep_dir: PathLike) -> list[tuple[int, Path]]:
@@ -76,7 +79,7 @@ def sweep_points(sweep_dir: PathLike) -> list[tuple[int, Path]]:
     found = []
     for child in Path(sweep_dir).iterdir() if Path(sweep_dir).is_dir() else []:
         m = re.fullmatch(r"T(\d+)", child.name)
-        if m and (child / "results.json").is_file():
+        if m and (child / RESULTS_JSON).is_file():
             found.append((int(m.group(1)), child))
     if not found:
         raise FileNotFoundError(
@@ -105,7 +108,7 @@ def s_at(run_dir: PathLike, which: str = "best") -> tuple[np.ndarray, int]:
             "need a run with ordering=soft"
         )
     chosen = rows[-1]
-    if which == "best" and (Path(run_dir) / "result.json").is_file():
+    if which == "best" and (RunDir(run_dir).result).is_file():
         best = load_result(run_dir).get("best_step")
         chosen = next((r for r in rows if r["step"] == best), chosen)
     return np.asarray(chosen["S"], dtype=float), int(chosen["step"])

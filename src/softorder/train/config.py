@@ -1,15 +1,12 @@
-"""Run configuration: one flat, typed record read from YAML, with ``--set key=value`` overrides.
+"""Run configuration: typed sections (``model``, ``optim``, ``run``, ``data``) with flat key names.
 
-This is the one config reader. Every key has a type and an allowed range (:func:`key` below); a
+With ``yaml12.py`` (YAML 1.2 values) and ``config_files.py`` (files, ``--set``, a benchmark's YAML)
+this is the one config reader. Every key has a type and an allowed range (:func:`key` below); a
 config is checked as a whole when it is built, so a wrong value is an error naming the key, what
 was given and what is allowed, before any data is read or any file written. Values written as
 text (``--set lr=1e-4``, ``lr: 3e-3`` in a file) are numbers in every common notation; values of
-text keys (paths, names) are taken literally, never parsed. Unknown keys are an error that names
-the key and lists the valid ones.
-
-Precedence, lowest first: the benchmark's YAML, its ``quick:`` section (with ``--quick``), its
-per-ordering section ``orderings: {soft: {...}}``, and the command line (``--set``, ``--data-dir``,
-…), which always wins (:func:`benchmark_config`).
+text keys (paths, names) are taken literally, never parsed. Unknown keys, and keys of another
+benchmark, are an error that names the key and lists the valid ones.
 """
 
 from __future__ import annotations
@@ -17,16 +14,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from softorder.nn.orderings import ORDERINGS, SOFT_NORMS
+from softorder.train.yaml12 import read_yaml
 
 #: Keys ``softorder train --resume RUN --set key=value`` may change: they are applied to the
 #: resumed run (and recorded in its config.yaml). Every other key defines the run and is refused.
@@ -240,53 +234,6 @@ def keys_of(benchmark: str) -> set[str]:
 
 
 # -- values ----------------------------------------------------------------------------------
-# YAML 1.2's core schema for plain scalars: ``1e-4`` is a number; ``010``, ``0x10``, ``1:30``,
-# ``1_000``, ``yes`` and ``on`` (numbers or booleans in YAML 1.1) are text.
-_CORE_SCHEMA = {
-    "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    "tag:yaml.org,2002:int": (r"^[-+]?[0-9]+$", "-+0123456789"),
-    "tag:yaml.org,2002:float": (
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-        "-+0123456789.",
-    ),
-}
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans and numbers (:data:`_CORE_SCHEMA`)."""
-
-
-class _Dumper(yaml.SafeDumper):
-    """The writer matching :class:`_Loader`: text that would read back as a number is quoted."""
-
-
-for _cls in (_Loader, _Dumper):
-    _cls.yaml_implicit_resolvers = {
-        ch: [(tag, rx) for tag, rx in resolvers if tag not in _CORE_SCHEMA]
-        for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    for _tag, (_rx, _first) in _CORE_SCHEMA.items():
-        _cls.add_implicit_resolver(_tag, re.compile(_rx), list(_first))
-_Loader.add_constructor(  # decimal, never octal
-    "tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node))
-)
-
-
-def dump_yaml(data: Any) -> str:
-    """YAML text that :func:`read_yaml` reads back to ``data`` (keys in their order)."""
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False)
-
-
-def read_yaml(text: str, source: str) -> Any:
-    """Parse YAML text; a syntax error names ``source`` and the line."""
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{source}:{where} is not valid YAML ({getattr(e, 'problem', None) or e})") from None
-
-
 def _coerce(name: str, value: Any, rule: Rule) -> Any:
     """``value`` as ``rule.kind``, checked against the rule's range; an error says what was given
     and what is allowed."""
@@ -345,80 +292,6 @@ def _check_device(device: str) -> None:
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}")
-
-
-# -- files and overrides ---------------------------------------------------------------------
-def read_mapping(path: str | Path) -> dict[str, Any]:
-    """The key: value mapping of a YAML config file; an empty file, a list or bad YAML is an error
-    that names the file."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder, not a config file")
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    data = read_yaml(path.read_text(), str(path))
-    if data is None:
-        raise ValueError(f"{path} is empty; a config names at least its benchmark (e.g. benchmark: uci)")
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of key: value, got a {type(data).__name__}")
-    return data
-
-
-def load_config(path: str | Path, overrides: Sequence[str] = (), saved: bool = False) -> Config:
-    """Read a YAML config and apply ``key=value`` overrides (``saved``: a run folder's
-    ``config.yaml``, see :meth:`Config.from_dict`)."""
-    data = read_mapping(path)
-    data.update(parse_overrides(overrides))
-    return Config.from_dict(data, source=str(path), saved=saved)
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, str]:
-    """``["lr=1e-4", ...]`` as ``{"lr": "1e-4"}``; the text is converted by the key's type
-    (numbers, lists and booleans are parsed, text keys such as paths are taken literally)."""
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        out[name.strip()] = value
-    return out
-
-
-def read_benchmark_config(
-    path: str | Path,
-    quick: bool = False,
-    overrides: Sequence[str] | dict[str, Any] = (),
-) -> tuple[Config, dict[str, dict[str, Any]]]:
-    """A benchmark's YAML: its base config (``quick:`` applied when asked, then the command-line
-    ``overrides``) and the per-ordering settings of its ``orderings:`` section, without the keys
-    the command line sets (the command line wins). ``cfg.replace(**per[ordering])`` is the run of
-    one ordering."""
-    path = Path(path)
-    data = read_mapping(path)
-    if "benchmark" not in data:
-        raise ValueError(f"{path}: no benchmark key; add one (e.g. benchmark: uci)")
-    quick_part, per_ordering = data.pop("quick", None) or {}, data.pop("orderings", None) or {}
-    for name, part in (("quick", quick_part), ("orderings", per_ordering)):
-        if not isinstance(part, dict):
-            raise ValueError(f"{path}: '{name}' must be a mapping, got a {type(part).__name__}")
-    if quick:
-        data.update(quick_part)
-    given = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
-    data.update(given)
-    unknown = sorted(map(str, set(per_ordering) - set(ORDERINGS)))
-    if unknown:
-        raise ValueError(f"{path}: unknown ordering(s) {unknown} under 'orderings'; choose from {ORDERINGS}")
-    for o, part in per_ordering.items():
-        if not isinstance(part or {}, dict):
-            raise ValueError(f"{path}: orderings.{o} must be a mapping of key: value, got {part!r}")
-        fixed = sorted(set(part or {}) & {"benchmark", "ordering", "seed"})
-        if fixed:
-            raise ValueError(f"{path}: orderings.{o} cannot set {', '.join(fixed)} (shared by all methods)")
-    cfg = Config.from_dict(data, source=str(path))
-    per = {o: {k: v for k, v in (part or {}).items() if k not in given} for o, part in per_ordering.items()}
-    for o, part in per.items():  # validate early: unknown keys and bad values fail before any run
-        Config.from_dict({**cfg.to_dict(), **part, "ordering": o}, source=f"{path}, orderings.{o}")
-    return cfg, per
 
 
 def check_resume(saved: dict[str, Any], cfg: Config, step: int) -> list[str]:

@@ -19,9 +19,10 @@ from softorder.train import distributed, health
 from softorder.train.checkpoint import load_checkpoint
 from softorder.train.config import Config, check_resume
 from softorder.train.logs import LiveLog, NullLog
+from softorder.train.net_learner import NetLearner
 from softorder.train.rundir import RunDir
 from softorder.train.sources import BatchSource, Evaluator
-from softorder.train.trainer import NetLearner, Trainer
+from softorder.train.trainer import Trainer
 
 
 @dataclass

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from softorder.atomic import atomic_write_bytes
-from softorder.train.config import dump_yaml
+from softorder.train.yaml12 import dump_yaml
+
+#: The files of a comparison folder (``softorder compare``).
+RESULTS_JSON, RESULTS_MD = "results.json", "results.md"
 
 
 class RunDir:
