@@ -13,6 +13,7 @@ from softorder.data.synthetic import make_synthetic
 from softorder.experiments.summary import results_markdown, summarise
 from softorder.train import health
 from softorder.train.config import Config
+from softorder.train.metrics import Evaluation, Scores
 from softorder.train.rundir import RunDir
 
 CFG = Config(
@@ -50,7 +51,7 @@ def test_verdict_and_one_warning(capsys: pytest.CaptureFixture[str]) -> None:
     monitor = health.Monitor(tasks, steps=100, name="runs/x")
     chance = health.chance_losses(tasks)
     for step in (10, 20):
-        monitor.update(net, {"step": step, "train_loss": chance})
+        monitor.update(net, Evaluation(step, 0.0, chance, Scores(chance, [1.0] * len(chance)), None))
     err = capsys.readouterr().err
     assert err.count("softorder: warning: runs/x, step 10: every unit of the last depth is dead") == 1
     assert health.measure(net, tasks)["dead_tasks"] == [2, 2, 2, 2]

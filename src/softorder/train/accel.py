@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from softorder.nn.network import MultiTaskNet
 from softorder.train import distributed
@@ -37,8 +38,6 @@ def wrap_model(net: MultiTaskNet, cfg: Config, device: torch.device) -> nn.Modul
         use_channels_last(net)
     model: nn.Module = net
     if distributed.is_distributed():
-        from torch.nn.parallel import DistributedDataParallel
-
         # Buffers (permuted orders) never change after construction, when DDP syncs them once.
         params = inspect.signature(DistributedDataParallel.__init__).parameters
         sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"

@@ -29,7 +29,7 @@ import torch
 
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
-from softorder.train.metrics import as_input
+from softorder.train.metrics import Evaluation, as_input
 
 PROBE_ROWS = 32
 CHANCE_FRACTION = 0.95
@@ -89,14 +89,14 @@ class Monitor:
         self.flags = {"dead_last_depth": False, "at_chance": False}
         self.warned = False
 
-    def update(self, net: MultiTaskNet, record: dict[str, Any]) -> None:
-        record["health"] = measure(net, self.tasks)
-        self.flags = verdict(record, self.chance)
+    def update(self, net: MultiTaskNet, record: Evaluation) -> None:
+        record.extras["health"] = measure(net, self.tasks)
+        self.flags = verdict(record.to_dict(), self.chance)
         # a dead last depth never recovers; the loss may sit at chance for a while before it drops
         # (the L2 mixture on the quick Omniglot core leaves it only after 100-150 of 400 steps)
-        late = record["step"] >= self.steps / 2
+        late = record.step >= self.steps / 2
         worrying = self.flags["dead_last_depth"] or (self.flags["at_chance"] and late)
-        message = warning(self.flags, record["step"], self.name) if worrying else None
+        message = warning(self.flags, record.step, self.name) if worrying else None
         if message and not self.warned:
             print(message, file=sys.stderr, flush=True)
             self.warned = True

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -12,7 +13,20 @@ from torch import Tensor
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
 
-Scores = tuple[list[float], list[float]]  # each task's mean loss and error rate on one split
+
+class Scores(NamedTuple):
+    """Each task's mean loss and error rate (fraction wrong) on one split."""
+
+    loss: list[float]
+    error: list[float]
+
+    @property
+    def mean_loss(self) -> float:
+        return sum(self.loss) / len(self.loss)
+
+    @property
+    def mean_error(self) -> float:
+        return sum(self.error) / len(self.error)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[None]:
@@ -50,54 +64,76 @@ def evaluate(
         losses.append(total_loss / n)
         errors.append(wrong / n)
     net.train(was_training)
-    return losses, errors
+    return Scores(losses, errors)
 
 
-def run_result(
-    benchmark: str,
-    ordering: str,
-    seed: int,
-    task_names: Sequence[str],
-    best_step: int,
-    steps: int,
-    test: Scores,
-    val: Scores,
-    elapsed: float,
-) -> dict[str, object]:
-    """The ``result.json`` record of a run: per-task and mean test/val loss and error."""
-    (test_loss, test_error), (val_loss, val_error) = test, val
-    return {
-        "benchmark": benchmark,
-        "ordering": ordering,
-        "seed": seed,
-        "task_names": list(task_names),
-        "best_step": best_step,
-        "steps": steps,
-        "test_loss": test_loss,
-        "test_error": test_error,
-        "mean_test_loss": sum(test_loss) / len(test_loss),
-        "mean_test_error": sum(test_error) / len(test_error),
-        "val_loss": val_loss,
-        "val_error": val_error,
-        "mean_val_loss": sum(val_loss) / len(val_loss),
-        "mean_val_error": sum(val_error) / len(val_error),
-        "train_time_s": elapsed,
-    }
+@dataclass
+class RunResult:
+    """A finished run (``result.json``): per-task and mean test / val loss and error of the
+    best-on-validation weights; ``extras`` follow the standard entries (health, accuracy, …)."""
+
+    benchmark: str
+    ordering: str
+    seed: int
+    task_names: list[str]
+    best_step: int
+    steps: int
+    test: Scores
+    val: Scores
+    train_time_s: float
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "benchmark": self.benchmark,
+            "ordering": self.ordering,
+            "seed": self.seed,
+            "task_names": list(self.task_names),
+            "best_step": self.best_step,
+            "steps": self.steps,
+            "test_loss": self.test.loss,
+            "test_error": self.test.error,
+            "mean_test_loss": self.test.mean_loss,
+            "mean_test_error": self.test.mean_error,
+            "val_loss": self.val.loss,
+            "val_error": self.val.error,
+            "mean_val_loss": self.val.mean_loss,
+            "mean_val_error": self.val.mean_error,
+            "train_time_s": self.train_time_s,
+            **self.extras,
+        }
 
 
-def validation_record(
-    step: int, elapsed: float, train_loss: Tensor, val: Scores, net: MultiTaskNet
-) -> dict[str, Any]:
-    """One ``metrics.jsonl`` line: per-task train loss, validation loss and error, softmax(S)."""
-    val_loss, val_error = val
-    s = net.mixing_weights()
-    return {
-        "step": step,
-        "time": elapsed,
-        "train_loss": train_loss.tolist(),
-        "val_loss": val_loss,
-        "val_error": val_error,
-        "mean_val_loss": sum(val_loss) / len(val_loss),
-        "mean_val_error": sum(val_error) / len(val_error),
-        "S": s.tolist() if s is not None else None,
-    }
+@dataclass
+class Evaluation:
+    """One validation record (a ``metrics.jsonl`` line): per-task train loss, validation loss and
+    error, softmax(S); ``extras`` follow them (health, throughput)."""
+
+    step: int
+    time: float
+    train_loss: list[float]
+    val: Scores
+    S: list[Any] | None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, step: int, elapsed: float, train_loss: Tensor, val: Scores, net: MultiTaskNet) -> Evaluation:
+        s = net.mixing_weights()
+        return cls(step, elapsed, train_loss.tolist(), val, s.tolist() if s is not None else None)
+
+    def score(self, select: str) -> float:
+        """What best-weights selection minimises: ``val_loss`` or ``val_error``."""
+        return self.val.mean_loss if select == "val_loss" else self.val.mean_error
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "time": self.time,
+            "train_loss": self.train_loss,
+            "val_loss": self.val.loss,
+            "val_error": self.val.error,
+            "mean_val_loss": self.val.mean_loss,
+            "mean_val_error": self.val.mean_error,
+            "S": self.S,
+            **self.extras,
+        }

@@ -250,10 +250,10 @@ class LoaderEvaluator(Evaluator):
             n += y.shape[0]
         net.train(was_training)
         n = max(n, 1)
-        return (loss_sum / n).tolist(), (wrong.double() / n).tolist()
+        return Scores((loss_sum / n).tolist(), (wrong.double() / n).tolist())
 
     def result_extras(self, test: Scores) -> dict[str, Any]:
-        accuracy = [1.0 - e for e in test[1]]
+        accuracy = [1.0 - e for e in test.error]
         return {
             "test_accuracy": accuracy,
             "mean_test_accuracy": sum(accuracy) / len(accuracy),

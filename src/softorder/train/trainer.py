@@ -37,7 +37,7 @@ from softorder.train import distributed, health
 from softorder.train.checkpoint import save_checkpoint, write_json
 from softorder.train.config import Config, check_resume
 from softorder.train.logs import RunLog
-from softorder.train.metrics import Scores, run_result, validation_record
+from softorder.train.metrics import Evaluation, RunResult, Scores
 from softorder.train.rundir import RunDir
 
 
@@ -214,14 +214,13 @@ class Trainer:
         vals = self.learner.evaluate("val")
         for r, (log, monitor, best) in enumerate(zip(self.logs, self.monitors, self.best)):
             net = self.learner.net(r)
-            rec = validation_record(self.step, elapsed, train_loss[r], vals[r], net)
+            rec = Evaluation.of(self.step, elapsed, train_loss[r], vals[r], net)
             if monitor is not None:
                 monitor.update(net, rec)
-            score = rec["mean_val_loss"] if self.cfg.run.select == "val_loss" else rec["mean_val_error"]
-            best.offer(score, self.step, functools.partial(self.learner.weights, r))
-            rec.update(self.learner.record_extras(self.step - first, elapsed))
-            log.write(rec)
-        mean = sum(float(torch.tensor(v[1]).mean()) for v in vals) / len(vals)
+            best.offer(rec.score(self.cfg.run.select), self.step, functools.partial(self.learner.weights, r))
+            rec.extras.update(self.learner.record_extras(self.step - first, elapsed))
+            log.write(rec.to_dict())
+        mean = sum(v.mean_error for v in vals) / len(vals)
         bar.set_postfix(val_err=f"{mean:.3f}", train=f"{float(train_loss.mean()):.3f}")
 
     def finish(self, r: int, elapsed: float) -> dict[str, Any]:
@@ -237,12 +236,12 @@ class Trainer:
         run = RunDir(self.outs[r])
         save_checkpoint(run.best, best.state)
         names = learner.names(r)
-        result = run_result(c.benchmark, c.model.ordering, c.seed, names, best.step, self.step, test, val,
-                            elapsed)
-        result.update(learner.result_extras(r, test))
+        record = RunResult(c.benchmark, c.model.ordering, c.seed, names, best.step, self.step, test, val,
+                           elapsed, learner.result_extras(r, test))
         monitor = self.monitors[r]
         if monitor is not None:
-            result["health"] = monitor.result()
+            record.extras["health"] = monitor.result()
+        result = record.to_dict()
         write_json(run.result, result)
         if final is not None:
             learner.net(r, final)

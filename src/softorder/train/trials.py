@@ -162,7 +162,7 @@ class StackedTrials(Learner):
         return losses.detach()
 
     @torch.no_grad()
-    def evaluate(self, split: str, chunk: int = 1024) -> list[tuple[list[float], list[float]]]:
+    def evaluate(self, split: str, chunk: int = 1024) -> list[Scores]:
         """Every trial's (per-task mean loss, per-task error) on ``split``, as
         :func:`softorder.train.metrics.evaluate` gives for one run, with all trials in one pass."""
         if self._custom_loss:  # evaluate one trial at a time
@@ -187,7 +187,7 @@ class StackedTrials(Learner):
                 errors[:, t] /= count
         finally:
             self.base.train()
-        return [(losses[r].tolist(), errors[r].tolist()) for r in range(len(self.cfgs))]
+        return [Scores(losses[r].tolist(), errors[r].tolist()) for r in range(len(self.cfgs))]
 
     def _stack_split(self, split: str, t: int) -> tuple[Tensor, Tensor, Tensor]:
         parts = [ts[t].split(split) for ts in self.task_sets]
