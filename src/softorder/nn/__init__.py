@@ -1,5 +1,7 @@
-"""Networks: layer banks, orderings, the multitask net and its readable reference."""
+"""Networks: layer banks (the built-in ones and :class:`ModuleBank` of any blocks), orderings, the
+multitask net and its readable reference, and modern blocks (:mod:`softorder.nn.blocks`)."""
 
+from softorder.nn import blocks
 from softorder.nn.banks import ConvBank, DenseBank, LayerBank
 from softorder.nn.heads import (
     Decoders,
@@ -9,6 +11,7 @@ from softorder.nn.heads import (
     SharedEncoder,
     TaskHeads,
 )
+from softorder.nn.module_bank import ModuleBank
 from softorder.nn.network import MultiTaskNet, conv_net, dense_net, shared_encoder_net
 from softorder.nn.orderings import (
     ORDERINGS,
@@ -31,6 +34,7 @@ __all__ = [
     "DenseEncoders",
     "Encoders",
     "LayerBank",
+    "ModuleBank",
     "MultiTaskNet",
     "Ordering",
     "PadChannels",
@@ -41,6 +45,7 @@ __all__ = [
     "SingleTaskOrdering",
     "SoftOrdering",
     "TaskHeads",
+    "blocks",
     "conv_net",
     "dense_net",
     "make_ordering",
