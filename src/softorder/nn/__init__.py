@@ -1,5 +1,6 @@
 """Networks: layer banks (the built-in ones and :class:`ModuleBank` of any blocks), orderings, the
-multitask net and its readable reference, and modern blocks (:mod:`softorder.nn.blocks`)."""
+multitask net, the drop-in :class:`SoftOrder` layer, their readable references, and modern blocks
+(:mod:`softorder.nn.blocks`)."""
 
 from softorder.nn import blocks
 from softorder.nn.banks import ConvBank, DenseBank, LayerBank
@@ -24,7 +25,8 @@ from softorder.nn.orderings import (
     make_ordering,
     soft_order_step,
 )
-from softorder.nn.reference import reference_forward
+from softorder.nn.reference import reference_forward, reference_soft_order
+from softorder.nn.soft_order import SoftOrder
 
 __all__ = [
     "ORDERINGS",
@@ -43,6 +45,7 @@ __all__ = [
     "Rows",
     "SharedEncoder",
     "SingleTaskOrdering",
+    "SoftOrder",
     "SoftOrdering",
     "TaskHeads",
     "blocks",
@@ -50,6 +53,7 @@ __all__ = [
     "dense_net",
     "make_ordering",
     "reference_forward",
+    "reference_soft_order",
     "shared_encoder_net",
     "soft_order_step",
 ]
