@@ -300,3 +300,20 @@ def test_no_blocks_or_no_parameters_are_refused() -> None:
         ModuleBank([nn.ReLU(), nn.ReLU()])
     with pytest.raises(IndexError, match=r"blocks 0\.\.1"):
         ModuleBank([nn.Linear(2, 2), nn.Linear(2, 2)]).module(2)
+
+
+class _ReadsValues(nn.Module):
+    """A block whose code reads a tensor value (no meta tensors for it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, y: Tensor) -> Tensor:
+        return self.lin(y) if float(y.abs().sum()) >= 0 else y
+
+
+def test_a_block_that_reads_values_is_not_refused_by_the_shape_check() -> None:
+    bank = ModuleBank([_ReadsValues(), _ReadsValues()])
+    bank.check_input(torch.randn(3, 4), "core input")
+    assert bank.layer(1, torch.randn(3, 4)).shape == (3, 4)

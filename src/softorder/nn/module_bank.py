@@ -142,7 +142,8 @@ class ModuleBank(LayerBank):
 
     def _trace(self, in_shape: tuple[int, ...], depth: int, where: str) -> list[tuple[int, ...]]:
         """The row shapes before and after each of ``depth`` blocks, run on "meta" tensors (shapes
-        only). An op without a meta kernel ends the check early (nothing is refused for it)."""
+        only). An op without a meta kernel, or a block that reads tensor values, ends the check
+        early (nothing is refused for it)."""
         params, buffers = self._state()
         meta = ({n: torch.empty(p.shape[1:], dtype=p.dtype, device="meta") for n, p in params.items()},
                 {n: torch.empty(b.shape[1:], dtype=b.dtype, device="meta") for n, b in buffers.items()})
@@ -155,6 +156,8 @@ class ModuleBank(LayerBank):
             except NotImplementedError:
                 break
             except Exception as e:
+                if "meta" in str(e).lower():  # the block reads values (.item(), if x > 0): unknown
+                    break
                 if k == 0:
                     raise ValueError(
                         f"{where}: the blocks cannot take rows of shape {in_shape} ({_first_line(e)})"
@@ -215,11 +218,9 @@ def _check_blocks(modules: list[nn.Module]) -> None:
                            ("buffer", first.named_buffers(), m.named_buffers())):
             for (na, ta), (nb, tb) in itertools.zip_longest(a, b, fillvalue=("(none)", None)):
                 if na != nb or ta is None or tb is None or ta.shape != tb.shape or ta.dtype != tb.dtype:
-                    def said(n: str, t: Tensor | None) -> str:
-                        return n if t is None else f"{n} {list(t.shape)} {t.dtype}".replace("torch.", "")
                     raise ValueError(
                         f"ModuleBank: the blocks must have the same parameters; block {j} has {kind} "
-                        f"{said(nb, tb)} where block 0 has {said(na, ta)}"
+                        f"{_said(nb, tb)} where block 0 has {_said(na, ta)}"
                     )
         for (na, sa), (nb, sb) in itertools.zip_longest(first.named_modules(), m.named_modules(),
                                                         fillvalue=("(none)", None)):
@@ -229,6 +230,10 @@ def _check_blocks(modules: list[nn.Module]) -> None:
                     f"block {j} has submodule {nb or '(the block)'!r} = {_describe(sb)} where block 0 has "
                     f"{na or '(the block)'!r} = {_describe(sa)}"
                 )
+
+
+def _said(name: str, t: Tensor | None) -> str:
+    return name if t is None else f"{name} {list(t.shape)} {t.dtype}".replace("torch.", "")
 
 
 def _describe(module: nn.Module | None) -> str:
