@@ -1,4 +1,4 @@
-"""The README's usage example runs as written."""
+"""The README's usage examples (and those of docs/your-model.md) run as written."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = README.parent / "docs" / "your-model.md"
 
 
 def test_readme_python_example_runs() -> None:
@@ -15,6 +16,28 @@ def test_readme_python_example_runs() -> None:
     exec(compile(blocks[0], str(README), "exec"), namespace)
     net = namespace["net"]
     assert net.mixing_weights() is not None and net.mixing_weights().shape == (3, 4, 4)
+
+
+def test_readme_soft_order_example_runs() -> None:
+    """The soft-ordered transformer of "Soft-order any blocks" (about 15 lines) trains a step."""
+    block = next(b for b in _python_blocks(README) if "SoftOrder" in b)
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    core = namespace["core"]
+    assert core.S.shape == (3, 4, 4) and core.S.grad is not None
+    assert len(block.strip().splitlines()) <= 16
+
+
+def test_the_model_guide_examples_run() -> None:
+    """docs/your-model.md's python blocks run as written."""
+    blocks = _python_blocks(GUIDE)
+    assert len(blocks) >= 2
+    for block in blocks:
+        exec(compile(block, str(GUIDE), "exec"), {})
+
+
+def _python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
 
 
 def test_readme_names_the_two_commands() -> None:

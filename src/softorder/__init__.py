@@ -3,6 +3,7 @@
 from softorder.nn import (
     ORDERINGS,
     MultiTaskNet,
+    SoftOrder,
     conv_net,
     dense_net,
     reference_forward,
@@ -14,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ORDERINGS",
     "MultiTaskNet",
+    "SoftOrder",
     "__version__",
     "conv_net",
     "dense_net",

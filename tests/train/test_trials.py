@@ -56,6 +56,23 @@ def test_vectorised_trials_follow_sequential_runs(tmp_path: Path, ordering: str)
         assert not torch.equal(o3, o4)
 
 
+@pytest.mark.parametrize("core, ordering", [("resmlp", "soft"), ("resmlp", "permuted"),
+                                            ("transformer", "soft")])
+def test_vectorised_trials_of_a_module_bank_follow_sequential_runs(
+    tmp_path: Path, core: str, ordering: str
+) -> None:
+    """A ModuleBank net under the trials' vmap: a vmap over trials around the bank's vmap over layers."""
+    cfgs = [_cfg(ordering, seed=s, core=core, steps=20, eval_every=10, checkpoint_every=20) for s in (3, 4)]
+    results = train_trials(cfgs, [tmp_path / "v3", tmp_path / "v4"])
+    for c, r in zip(cfgs, results):
+        seq = train(c, tmp_path / f"s{c.seed}", quiet=True)
+        for a, b in zip(_metrics(tmp_path / f"v{c.seed}"), _metrics(tmp_path / f"s{c.seed}")):
+            assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-4)
+        assert r["test_loss"] == pytest.approx(seq["test_loss"], abs=1e-4)
+        best = torch.load(tmp_path / f"v{c.seed}" / "best.pt", weights_only=True)
+        assert any(k.startswith("core.bank.stacked.") for k in best)
+
+
 def test_group_evaluation_matches_per_trial_evaluation(tmp_path: Path) -> None:
     cfgs = [_cfg("permuted", seed=s) for s in (0, 1, 2)]
     sets = [load_tasks(c) for c in cfgs]

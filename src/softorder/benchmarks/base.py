@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from softorder.data.tasks import TaskData
-from softorder.nn.network import MultiTaskNet, dense_net
+from softorder.nn.blocks import ResidualConv, ResidualMLP, TransformerBlock, he_init, sequence_view
+from softorder.nn.module_bank import ModuleBank
+from softorder.nn.network import BankFactory, MultiTaskNet, dense_net
 from softorder.train.config import Config, DataConfig, ModelConfig, register_sections
 from softorder.train.run import Setup
 from softorder.train.sources import TaskBatches, TaskEvaluator
@@ -35,6 +37,9 @@ class Benchmark(ABC):
     #: the config sections of its model and its data (subclasses add the benchmark's own keys)
     model_section: ClassVar[type[ModelConfig]] = ModelConfig
     data_section: ClassVar[type[DataConfig]] = DataConfig
+    #: the values of the ``core`` key that fit its data, and what its data is (for the error)
+    cores: ClassVar[tuple[str, ...]] = ("dense", "resmlp", "transformer")
+    data_kind: ClassVar[str] = "its tasks' rows are feature vectors"
 
     @property
     def config_path(self) -> Path:
@@ -50,6 +55,11 @@ class Benchmark(ABC):
         most, tasks = self.max_tasks(cfg), cfg.data.tasks
         if tasks is not None and most is not None and tasks > most:
             raise ValueError(f"tasks must be in 1..{most} for {self.name}, got {tasks}")
+        if cfg.model.core not in self.cores:
+            raise ValueError(
+                f"core {cfg.model.core} does not fit {self.name} ({self.data_kind}): choose core "
+                f"{' | '.join(self.cores)}"
+            )
 
     def check_run(self, cfg: Config, resume: bool) -> None:
         """Checks before a run touches its folder (default: :meth:`check`)."""
@@ -64,7 +74,8 @@ class Benchmark(ABC):
         dense core (Sec. 3.3; image benchmarks override it)."""
         m = cfg.model
         return dense_net([t.in_features for t in tasks], [t.num_classes for t in tasks], width=m.width,
-                         encoder=m.encoder, binary=[t.binary for t in tasks], **core_options(cfg))
+                         encoder=m.encoder, binary=[t.binary for t in tasks], bank=core_bank(cfg, m.width),
+                         **core_options(cfg))
 
     def setup(self, cfg: Config, tasks: Sequence[TaskData] | None = None, net: MultiTaskNet | None = None,
               resume: bool = False) -> Setup:
@@ -97,6 +108,28 @@ def core_options(cfg: Config) -> dict[str, Any]:
     m = cfg.model
     return dict(num_layers=m.num_layers, depth=m.depth, ordering=m.ordering, dropout=m.dropout, seed=cfg.seed,
                 init=m.init, temperature=m.temperature, soft_norm=m.soft_norm)
+
+
+def core_bank(cfg: Config, features: int) -> BankFactory | None:
+    """The shared layers the ``core`` key names, on rows of ``features`` (a dense core's width, a
+    conv core's channels), with the model's ``dropout`` and ``init``: a factory of
+    :class:`~softorder.nn.ModuleBank` of :mod:`softorder.nn.blocks`; None for the builder's own
+    bank (``dense``, ``conv``), so that those runs are what they always were."""
+    m, d = cfg.model, features // cfg.model.tokens
+    makers: dict[str, Callable[[], torch.nn.Module]] = {
+        "resmlp": lambda: ResidualMLP(features, dropout=m.dropout),
+        "resconv": lambda: ResidualConv(features, pool=2, dropout=m.dropout),
+        "transformer": lambda: sequence_view(TransformerBlock(d, m.heads, dropout=m.dropout), m.tokens, d),
+    }
+    if m.core not in makers:
+        return None
+    make = makers[m.core]
+
+    def bank(n: int) -> ModuleBank:
+        blocks = [make() for _ in range(n)]
+        return ModuleBank([he_init(b) for b in blocks] if m.init == "he" else blocks)
+
+    return bank
 
 
 _REGISTRY: dict[str, Benchmark] = {}

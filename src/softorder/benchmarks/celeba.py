@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from softorder.benchmarks.base import Benchmark, core_options, register
+from softorder.benchmarks.base import Benchmark, core_bank, core_options, register
 from softorder.data.download import resolve_data_dir
 from softorder.data.tasks import TaskData
 from softorder.nn.backbones import WEIGHTS_HELP, celeba_net
@@ -64,6 +64,7 @@ class CelebA(Benchmark):
     model_section = CelebAModel
     data_section = CelebAData
     in_memory = False
+    data_kind = "the trunk gives each image one feature vector"
 
     def max_tasks(self, cfg: Config) -> int:
         return NUM_ATTRIBUTES
@@ -92,7 +93,7 @@ class CelebA(Benchmark):
         return celeba_net(
             core.pop("ordering"), m.width, core.pop("num_layers"), weights,
             num_tasks=d.tasks or NUM_ATTRIBUTES, small_backbone=m.small_backbone,
-            pretrained_download=m.pretrained_download and load_weights, **core,
+            pretrained_download=m.pretrained_download and load_weights, bank=core_bank(cfg, m.width), **core,
         )
 
     def setup(self, cfg: Config, tasks: Sequence[TaskData] | None = None, net: MultiTaskNet | None = None,

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from softorder.benchmarks.base import Benchmark, core_options, register
+from softorder.benchmarks.base import Benchmark, core_bank, core_options, register
 from softorder.data.download import resolve_data_dir
 from softorder.data.omniglot import ALPHABET_SETS, load_omniglot
 from softorder.data.tasks import TaskData
+from softorder.nn.blocks import CORES
 from softorder.nn.network import MultiTaskNet, conv_net
 from softorder.train.config import Config, DataConfig, ModelConfig, key
 from softorder.train.metrics import as_input
@@ -20,6 +21,7 @@ from softorder.train.metrics import as_input
 
 @dataclass
 class OmniglotModel(ModelConfig):
+    core: str = key("conv", "str", choices=CORES)  # conv (the paper's) or resconv (residual blocks)
     channels: int = key(53, "int", ge=1)  # filters of every conv layer (the paper: 53)
     padding: int = key(0, "int", ge=0)  # conv padding (1 keeps 28x28 inputs alive through 4 pools)
     input_norm: str = key("none", "str", choices=("none", "rms"))  # rms: see input_scale()
@@ -44,6 +46,8 @@ class Omniglot(Benchmark):
     model_section = OmniglotModel
     data_section = OmniglotData
     adaptable = True
+    cores = ("conv", "resconv")
+    data_kind = "its tasks are images"
 
     def max_tasks(self, cfg: Config) -> int:
         return len(ALPHABET_SETS[data(cfg).alphabet_set])
@@ -60,12 +64,15 @@ class Omniglot(Benchmark):
         )
 
     def build_net(self, cfg: Config, tasks: Sequence[TaskData]) -> MultiTaskNet:
-        """The identity encoder zero-padding 1 -> C channels, the conv core, dense decoders."""
+        """The identity encoder zero-padding 1 -> C channels, the conv core (or the ``resconv``
+        blocks, which pad to keep the size and then pool: ``padding`` is the conv core's), dense
+        decoders."""
         m = cfg.model
         assert isinstance(m, OmniglotModel)
         scale = input_scale(tasks, m.channels) if m.input_norm == "rms" else 1.0
         return conv_net([t.num_classes for t in tasks], image_shape=tasks[0].input_shape, channels=m.channels,
-                        padding=m.padding, input_scale=scale, **core_options(cfg))
+                        padding=m.padding, input_scale=scale, bank=core_bank(cfg, m.channels),
+                        **core_options(cfg))
 
     def new_tasks(self, source: Config, num_new: int, skip: int = 0, data_dir: str | None = None,
                   seed: int = 0) -> list[TaskData]:

@@ -1,5 +1,8 @@
-"""Networks: layer banks, orderings, the multitask net and its readable reference."""
+"""Networks: layer banks (the built-in ones and :class:`ModuleBank` of any blocks), orderings, the
+multitask net, the drop-in :class:`SoftOrder` layer, their readable references, and modern blocks
+(:mod:`softorder.nn.blocks`)."""
 
+from softorder.nn import blocks
 from softorder.nn.banks import ConvBank, DenseBank, LayerBank
 from softorder.nn.heads import (
     Decoders,
@@ -9,6 +12,7 @@ from softorder.nn.heads import (
     SharedEncoder,
     TaskHeads,
 )
+from softorder.nn.module_bank import ModuleBank
 from softorder.nn.network import MultiTaskNet, conv_net, dense_net, shared_encoder_net
 from softorder.nn.orderings import (
     ORDERINGS,
@@ -21,7 +25,8 @@ from softorder.nn.orderings import (
     make_ordering,
     soft_order_step,
 )
-from softorder.nn.reference import reference_forward
+from softorder.nn.reference import reference_forward, reference_soft_order
+from softorder.nn.soft_order import SoftOrder
 
 __all__ = [
     "ORDERINGS",
@@ -31,6 +36,7 @@ __all__ = [
     "DenseEncoders",
     "Encoders",
     "LayerBank",
+    "ModuleBank",
     "MultiTaskNet",
     "Ordering",
     "PadChannels",
@@ -39,12 +45,15 @@ __all__ = [
     "Rows",
     "SharedEncoder",
     "SingleTaskOrdering",
+    "SoftOrder",
     "SoftOrdering",
     "TaskHeads",
+    "blocks",
     "conv_net",
     "dense_net",
     "make_ordering",
     "reference_forward",
+    "reference_soft_order",
     "shared_encoder_net",
     "soft_order_step",
 ]

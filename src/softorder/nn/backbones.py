@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from softorder.nn.banks import Init
-from softorder.nn.network import MultiTaskNet, shared_encoder_net
+from softorder.nn.network import BankFactory, MultiTaskNet, shared_encoder_net
 
 #: File name of torchvision's ``ResNet50_Weights.IMAGENET1K_V2`` (the V1 file is resnet50-0676ba61.pth).
 RESNET50_FILE = "resnet50-11ad3fa6.pth"
@@ -154,10 +154,12 @@ def celeba_net(
     soft_norm: str = "none",
     small_backbone: bool = False,
     pretrained_download: bool = False,
+    bank: BankFactory | None = None,
 ) -> MultiTaskNet:
     """The CelebA model (Sec. 4.4): a shared ResNet-50 trunk + ``Linear(2048 -> width)`` + ReLU as
     the single encoder, ``num_layers`` dense ReLU layers of ``width`` in ``ordering`` as the core,
-    one sigmoid decoder per attribute (``num_tasks`` binary tasks, 40 by default).
+    one sigmoid decoder per attribute (``num_tasks`` binary tasks, 40 by default). ``bank``
+    replaces the dense layers (see :func:`~softorder.nn.network.shared_encoder_net`).
 
     ``small_backbone=True`` swaps ResNet-50 for :class:`SmallTrunk` (tests / CPU); it takes no
     ImageNet weights. ``net(x)`` on images ``[B, 3, H, W]`` returns one ``[B]`` logit per task.
@@ -187,4 +189,5 @@ def celeba_net(
         init=init,
         temperature=temperature,
         soft_norm=soft_norm,
+        bank=bank,
     )

@@ -14,7 +14,8 @@ reference use. A bank answers these questions for a batch of rows ``y``:
   after ``depth`` layers, and a readable error for input the bank cannot take.
 
 A new kind of layer implements the abstract methods; ``segments`` and ``index_tensor`` come with
-the base class.
+the base class. :class:`~softorder.nn.module_bank.ModuleBank` is the bank of any blocks of one
+structure (residual or transformer blocks, a user's own).
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ class Dropout(nn.Module):
 
 
 class LayerBank(nn.Module, abc.ABC):
-    """The stacked layers ``F_1..F_L`` shared by all tasks (Sec. 3): ``weight[j]`` and ``bias[j]``
-    are layer j. Subclasses implement :meth:`forward`, :meth:`layer`, :meth:`blocks`,
-    :meth:`output_shape` and :meth:`check_input`; :meth:`segments` is built on them.
+    """The stacked layers ``F_1..F_L`` shared by all tasks (Sec. 3): in the built-in banks
+    ``weight[j]`` and ``bias[j]`` are layer j (``ModuleBank`` stacks any blocks' parameters).
+    Subclasses implement :meth:`forward`, :meth:`layer`, :meth:`blocks`, :meth:`output_shape` and
+    :meth:`check_input`; :meth:`segments` is built on them.
 
     ``supports_channels_last`` says whether the bank's inputs are images that may run in the
     channels-last memory layout (see :meth:`softorder.nn.orderings.Ordering.use_channels_last`).

@@ -11,16 +11,18 @@ Both return one logits tensor per task. All tasks run through the core together 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from softorder.nn.banks import ConvBank, DenseBank, Init
+from softorder.nn.banks import ConvBank, DenseBank, Init, LayerBank
 from softorder.nn.heads import Decoders, DenseEncoders, Encoders, PadChannels, SharedEncoder, TaskHeads
 from softorder.nn.orderings import Ordering, Rows, SoftOrdering, make_ordering
 
 Inputs = Tensor | Sequence[Tensor]
+#: Makes the shared layers: ``n`` -> a bank of ``n`` layers (the builders' ``bank`` argument).
+BankFactory = Callable[[int], LayerBank]
 
 
 class MultiTaskNet(nn.Module):
@@ -171,11 +173,13 @@ def dense_core(
     soft_norm: str,
     *,
     orders_on_device: bool = False,
+    bank: BankFactory | None = None,
 ) -> Ordering:
-    """``num_layers`` shared dense ReLU layers of ``width`` in the given ordering (Sec. 3)."""
+    """``num_layers`` shared dense ReLU layers of ``width`` in the given ordering (Sec. 3), or the
+    layers ``bank`` makes (rows of ``width`` features in and out)."""
     return make_ordering(
         ordering,
-        lambda n: DenseBank(width, n, dropout, init),
+        bank or (lambda n: DenseBank(width, n, dropout, init)),
         num_tasks,
         num_layers,
         depth,
@@ -203,10 +207,12 @@ def dense_net(
     soft_norm: str = "none",
     check_finite: bool = False,
     orders_on_device: bool = False,
+    bank: BankFactory | None = None,
 ) -> MultiTaskNet:
     """A dense multitask net (Sec. 4.1, 4.2): per-task ``Linear(in_t -> width) + ReLU`` encoders
     (``encoder='learned'`` or ``'frozen'``), ``num_layers`` shared dense ReLU layers of ``width``
-    in the given ``ordering``, and per-task linear decoders. ``orders_on_device``: see
+    (or what ``bank`` makes, e.g. a :class:`~softorder.nn.ModuleBank` of residual blocks) in the
+    given ``ordering``, and per-task linear decoders. ``orders_on_device``: see
     :meth:`~softorder.nn.orderings.HardOrdering.use_orders_on_device`."""
     num_tasks = len(num_classes)
     ins = [in_features] * num_tasks if isinstance(in_features, int) else list(in_features)
@@ -216,7 +222,7 @@ def dense_net(
     encoders = DenseEncoders(ins, width, frozen=encoder == "frozen")
     core = dense_core(
         ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm,
-        orders_on_device=orders_on_device,
+        orders_on_device=orders_on_device, bank=bank,
     )
     return MultiTaskNet(encoders, core, Decoders(width, num_classes, flags), check_finite)
 
@@ -240,19 +246,20 @@ def conv_net(
     channels_last: bool = False,
     orders_on_device: bool = False,
     input_scale: float = 1.0,
+    bank: BankFactory | None = None,
 ) -> MultiTaskNet:
     """The Omniglot net (Sec. 4.3): identity encoder zero-padding channels up to ``channels``
     (the images times ``input_scale`` first), ``num_layers`` shared ``conv k×k -> max-pool 2 ->
-    ReLU`` layers, per-task softmax decoders. ``channels_last`` and ``orders_on_device``: see
-    :mod:`softorder.nn.orderings`."""
+    ReLU`` layers (or what ``bank`` makes: images of ``channels`` channels in and out), per-task
+    softmax decoders. ``channels_last`` and ``orders_on_device``: see :mod:`softorder.nn.orderings`."""
     num_tasks = len(num_classes)
 
-    def bank(n: int) -> ConvBank:
+    def conv_bank(n: int) -> ConvBank:
         return ConvBank(channels, n, kernel_size, padding, dropout=dropout, init=init)
 
     core = make_ordering(
         ordering,
-        bank,
+        bank or conv_bank,
         num_tasks,
         num_layers,
         depth,
@@ -284,14 +291,15 @@ def shared_encoder_net(
     temperature: float = 1.0,
     soft_norm: str = "none",
     orders_on_device: bool = False,
+    bank: BankFactory | None = None,
 ) -> MultiTaskNet:
     """One backbone shared by every task (it must output ``[batch, width]``), an ordered dense
-    core and per-task decoders: the CelebA setting (Sec. 4.4). ``orders_on_device``: see
-    :meth:`~softorder.nn.orderings.HardOrdering.use_orders_on_device`."""
+    core (or what ``bank`` makes) and per-task decoders: the CelebA setting (Sec. 4.4).
+    ``orders_on_device``: see :meth:`~softorder.nn.orderings.HardOrdering.use_orders_on_device`."""
     num_tasks = len(num_classes)
     flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
     core = dense_core(
         ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm,
-        orders_on_device=orders_on_device,
+        orders_on_device=orders_on_device, bank=bank,
     )
     return MultiTaskNet(SharedEncoder(backbone), core, Decoders(width, num_classes, flags))

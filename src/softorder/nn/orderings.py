@@ -312,7 +312,12 @@ class SoftOrdering(Ordering):
         return w / w.norm(dim=-1, keepdim=True) if self.norm == "l2" else w
 
     def forward(self, y: Tensor, rows: Rows) -> Tensor:
-        w = self.weights()[rows.index(y.device)]  # [N, K, L]: each row gets its task's S
+        return self.forward_ids(y, rows.index(y.device))
+
+    def forward_ids(self, y: Tensor, task_ids: Tensor) -> Tensor:
+        """``y^K`` of rows in any task order: row i belongs to task ``task_ids[i]`` (a long tensor
+        ``[N]`` on ``y``'s device). What :meth:`forward` and :class:`~softorder.nn.SoftOrder` run."""
+        w = self.weights()[task_ids]  # [N, K, L]: each row gets its task's S
         for k in range(self.depth):
             y = self._depth_done(soft_order_step(self.bank(y), w[:, k]))
         return y

@@ -1,7 +1,8 @@
 """A readable reference: Eq. 7 written out with loops over task, depth and layer.
 
-It uses the very parameters of a :class:`~softorder.nn.network.MultiTaskNet`, so the fused model
-can be checked against it, outputs and gradients alike. It is slow on purpose (it is what most
+It uses the very parameters of a :class:`~softorder.nn.network.MultiTaskNet` (or of a
+:class:`~softorder.nn.soft_order.SoftOrder` layer), so the fused model can be checked against it,
+outputs and gradients alike. It is slow on purpose (it is what most
 public code does) and is the "loop" baseline of ``benchmarks/bench_core.py``.
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import cast
 
+import torch
 from torch import Tensor
 
 from softorder.nn.network import Inputs, MultiTaskNet
 from softorder.nn.orderings import HardOrdering, SoftOrdering
+from softorder.nn.soft_order import SoftOrder
 
 
 def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None = None) -> list[Tensor]:
@@ -35,3 +38,17 @@ def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None 
                 y = bank.layer(core.layer_at(t, k), y)
         outputs.append(net.decoders.decode(t, y))
     return outputs
+
+
+def reference_soft_order(layer: SoftOrder, x: Tensor, task: int | Tensor) -> Tensor:
+    """Row by row: ``y^0 = x_i``; at each depth k ``y^k = Σ_j softmax(S[t_i, k])_j · F_j(y^{k-1})``
+    (Eq. 7) with ``t_i`` row i's task and ``F_j`` block j of the layer's bank; returns ``y^K``."""
+    bank, weights = layer.bank, layer.weights()
+    rows = []
+    for i, t in enumerate(layer.task_ids(task, x).tolist()):
+        y = x[i : i + 1]
+        for k in range(layer.depth):
+            s = weights[t, k]
+            y = cast(Tensor, sum(s[j] * bank.layer(j, y) for j in range(bank.num_layers)))
+        rows.append(y)
+    return torch.cat(rows)

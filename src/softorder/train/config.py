@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from softorder.nn.blocks import CORES
 from softorder.nn.orderings import ORDERINGS, SOFT_NORMS
 from softorder.train.yaml12 import read_yaml
 
@@ -84,9 +85,11 @@ class Section:
 
 @dataclass
 class ModelConfig(Section):
-    """The net (Sec. 3.3): the ordering of the shared core, its layers, encoders and decoders."""
+    """The net (Sec. 3.3): the ordering of the shared core, its layers, encoders and decoders.
+    ``core`` picks the shared layers (the benchmark says which fit its data: ``Benchmark.cores``)."""
 
     ordering: str = key("soft", "str", choices=ORDERINGS)
+    core: str = key("dense", "str", choices=CORES)  # the shared layers (softorder.nn.blocks)
     width: int = key(64, "int", ge=1)  # dense layers' width
     num_layers: int = key(4, "int", ge=1)
     depth: int | None = key(None, "int", optional=True, ge=1)  # soft ordering only; None = num_layers
@@ -95,12 +98,20 @@ class ModelConfig(Section):
     init: str = key("torch", "str", choices=("torch", "he"))
     temperature: float = key(1.0, "float", gt=0)  # softmax(S / temperature)
     soft_norm: str = key("none", "str", choices=SOFT_NORMS)  # rescale the soft mixture (SoftOrdering)
+    tokens: int = key(4, "int", ge=1)  # transformer core: each row viewed as tokens of width / tokens
+    heads: int = key(2, "int", ge=1)  # transformer core: attention heads
 
     def check(self) -> None:
         if self.depth is not None and self.depth != self.num_layers and self.ordering != "soft":
             raise ValueError(
                 f"depth ({self.depth}) may differ from num_layers ({self.num_layers}) only for soft "
                 f"ordering, not {self.ordering}"
+            )
+        tokens, heads = self.tokens, self.heads
+        if self.core == "transformer" and (self.width % tokens or (self.width // tokens) % heads):
+            raise ValueError(
+                f"the transformer core views rows of width {self.width} as {self.tokens} tokens split "
+                f"over {self.heads} heads: tokens must divide width and heads must divide width / tokens"
             )
 
 
