@@ -31,10 +31,10 @@ SCALE=(--set tasks=50 --set image_size=28 --set padding=1 --set channels=24 --se
   'lr=3e-3:{lr: 0.003}' \
   'plain-eq7:{soft_norm: none}' \
   'rms:{input_norm: rms}' \
+  'warmup=200:{lr_warmup: 200}' \
   'lr=1e-3:{lr: 0.001}' \
-  'rms+plain-eq7:{input_norm: rms, soft_norm: none}' \
-  'rms+s_lr=0.01:{input_norm: rms, s_lr: 0.01}' \
-  'rms+dropout=0.25:{input_norm: rms, dropout: 0.25}'
+  'dropout=0.25:{dropout: 0.25}' \
+  's_lr=0.01:{s_lr: 0.01}'
 for TF in 0.2 0.1; do
   "$PY" -m softorder compare omniglot --config "$OUT/tune/chosen.yaml" --trials 5 --workers 2 \
     --set test_fraction=$TF --data-dir "$DATA" --out "$OUT/test-$TF"
