@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from softorder.bench import WORKLOADS, step_flops
 from softorder.cli import main
@@ -56,3 +57,15 @@ def test_step_flops_by_hand() -> None:
     mix = sum(2 * n * 4 * c * h * h for h in (14, 7, 3, 1))
     assert step_flops(WORKLOADS["conv-T10-28px"]) == 3 * (convs + mix + 2 * n * c * 20)
     assert step_flops(WORKLOADS["conv-T50"], "parallel") < step_flops(WORKLOADS["conv-T50"]) / 3
+
+
+def test_block_workloads_time_fused_loop_and_parallel_on_the_same_math() -> None:
+    from softorder.bench import Workload, block_steps
+
+    for kind in ("resmlp", "transformer"):
+        w = Workload(f"tiny-{kind}", kind, 2, 2, 8, 3, seq=4, heads=2)
+        steps = block_steps(w, torch.device("cpu"), "fp32")
+        assert set(steps) == {"fused", "loop", "parallel"}
+        for step in steps.values():
+            step()  # one Adam step each; the equivalence of fused and loop is tested in tests/nn
+    assert step_flops(WORKLOADS["resmlp-T10"], "soft") == 4 * step_flops(WORKLOADS["resmlp-T10"], "parallel")

@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch import Tensor, nn
 
 import softorder as so
 from softorder.nn import MultiTaskNet, reference_forward
+from softorder.nn.blocks import ResidualMLP, TransformerBlock
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Workload:
     """One benchmark shape: ``tasks`` tasks of ``batch`` rows each through ``layers`` shared layers."""
 
     name: str
-    kind: str  # dense | conv
+    kind: str  # dense | conv (the paper's banks) | resmlp | transformer (a ModuleBank of blocks)
     tasks: int
     layers: int
     width: int  # dense width (and input features) or conv channels
@@ -44,6 +47,8 @@ class Workload:
     padding: int = 0
     classes: int = 10
     kernel: int = 3
+    seq: int = 0  # transformer: tokens per row
+    heads: int = 0  # transformer: attention heads
 
 
 WORKLOADS = {
@@ -53,9 +58,12 @@ WORKLOADS = {
         Workload("dense-T40", "dense", 40, 4, 256, 256),
         Workload("conv-T10-28px", "conv", 10, 4, 53, 16, image=28, padding=1, classes=20),
         Workload("conv-T50", "conv", 50, 4, 53, 16, image=105, padding=0, classes=20),
+        Workload("resmlp-T10", "resmlp", 10, 4, 64, 64),
+        Workload("transformer-T8", "transformer", 8, 4, 128, 16, seq=32, heads=4),
     ]
 }
-CPU_DEFAULT = "dense-T10,dense-T40,conv-T10-28px"
+BLOCKS = ("resmlp", "transformer")  # workloads of a SoftOrder layer over a ModuleBank of blocks
+CPU_DEFAULT = "dense-T10,dense-T40,conv-T10-28px,resmlp-T10,transformer-T8"
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -122,6 +130,63 @@ def timeit(step: Callable[[], None], device: torch.device, min_time: float, warm
     return statistics.median(times) * 1e3
 
 
+def block_steps(w: Workload, device: torch.device, dtype: str) -> dict[str, Callable[[], None]]:
+    """The three training steps of a blocks workload (Sec. 3.3 on any blocks): ``fused``, a
+    :class:`~softorder.SoftOrder` over a :class:`~softorder.nn.ModuleBank` (every block on every
+    row in one vmapped call); ``loop``, what public code does: per task, per depth, a Python sum
+    over the original modules of ``softmax(S)``-weighted outputs; ``parallel``, the blocks in one
+    order on all rows (the arithmetic floor: soft ordering runs L blocks per depth)."""
+    torch.manual_seed(0)
+    blocks = [
+        ResidualMLP(w.width) if w.kind == "resmlp" else TransformerBlock(w.width, w.heads)
+        for _ in range(w.layers)
+    ]
+    layer = so.SoftOrder([copy.deepcopy(b) for b in blocks], w.tasks).to(device)
+    plain = nn.ModuleList(copy.deepcopy(b) for b in blocks).to(device)
+    S = nn.Parameter(torch.zeros(w.tasks, w.layers, w.layers, device=device))
+    shape = (w.seq, w.width) if w.kind == "transformer" else (w.width,)
+    x = torch.randn(w.tasks * w.batch, *shape, device=device)
+    tasks = torch.arange(w.tasks, device=device).repeat_interleave(w.batch)
+
+    def loop() -> Tensor:
+        outs = []
+        for t, xt in enumerate(x.split(w.batch)):
+            y = xt
+            for k in range(w.layers):
+                s = torch.softmax(S[t, k], 0)
+                y = cast(Tensor, sum(s[j] * plain[j](y) for j in range(w.layers)))
+            outs.append(y)
+        return torch.cat(outs)
+
+    def parallel() -> Tensor:
+        y = x
+        for block in plain:
+            y = block(y)
+        return y
+
+    forwards: dict[str, tuple[Callable[[], Tensor], list[nn.Parameter]]] = {
+        "fused": (lambda: layer(x, tasks), list(layer.parameters())),
+        "loop": (loop, [*plain.parameters(), S]),
+        "parallel": (parallel, list(plain.parameters())),
+    }
+    amp_dtype = DTYPES[dtype]
+
+    def make(forward: Callable[[], Tensor], params: list[nn.Parameter]) -> Callable[[], None]:
+        opt = torch.optim.Adam(params, lr=1e-3)
+
+        def step() -> None:
+            amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+            opt.zero_grad(set_to_none=True)
+            with amp:
+                loss = forward().float().pow(2).mean()
+            loss.backward()
+            opt.step()
+
+        return step
+
+    return {name: make(*f) for name, f in forwards.items()}
+
+
 def step_flops(w: Workload, ordering: str = "soft") -> float:
     """FLOPs of one training step of ``w`` (forward matmuls/convolutions × 3 for fwd + bwd).
 
@@ -130,6 +195,11 @@ def step_flops(w: Workload, ordering: str = "soft") -> float:
     n = w.tasks * w.batch
     per_depth = w.layers if ordering == "soft" else 1
     fwd = 0.0
+    if w.kind == "resmlp":  # two width x 4 width matmuls per block
+        return 3.0 * w.layers * per_depth * 2 * n * 2 * w.width * 4 * w.width
+    if w.kind == "transformer":  # per token: q, k, v, out (4 d^2), feed-forward (8 d^2), attention (2 seq d)
+        d, tokens = w.width, n * w.seq
+        return 3.0 * w.layers * per_depth * 2 * tokens * (12 * d * d + 2 * w.seq * d)
     if w.kind == "dense":
         fwd += 2 * n * w.width * w.width  # encoders (in_features = width)
         fwd += w.layers * 2 * n * w.width * (per_depth * w.width)  # the core
@@ -161,6 +231,7 @@ def run(
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     torch.manual_seed(0)
     res: dict[str, Any] = {"workload": w.name, "device": device_name(device), "dtype": dtype}
+    steps = block_steps(w, device, dtype) if w.kind in BLOCKS else {}
     for label, ordering, loop in [
         ("fused", "soft", False),
         ("parallel", "parallel", False),
@@ -168,6 +239,9 @@ def run(
     ]:
         if loop and skip_loop:
             res["loop_ms"] = None
+            continue
+        if steps:
+            res[f"{label}_ms"] = timeit(steps[label], device, min_time, warmup=2)
             continue
         net, xs, ys = build(w, ordering, device, channels_last)
         res[f"{label}_ms"] = timeit(step_fn(net, xs, ys, loop, dtype), device, min_time, warmup=2)
