@@ -10,6 +10,7 @@ omniglot     50 alphabets; identity encoder, 4 conv 3×3 53 filters        Sec. 
 celeba       40 attributes; ResNet-50 + 4 dense layers of 256             Sec. 4.4
 synthetic    random related teacher tasks (no download; tests and demos)  —
 tabular      your own CSV files, one per task; learned dense encoders     —
+imagefolder  your own DIR/<task>/<class>/ images; the Omniglot conv net   —
 ===========  ===========================================================  ===========
 
 Adding a benchmark: a module with a :class:`Benchmark` subclass decorated with :func:`register`
@@ -19,7 +20,7 @@ Adding a benchmark: a module with a :class:`Benchmark` subclass decorated with :
 from softorder.benchmarks import celeba, mnist, omniglot, synthetic, uci  # noqa: F401  (they register)
 
 # isort: split
-from softorder.benchmarks import tabular  # noqa: F401  (your own tasks, after the paper's)
+from softorder.benchmarks import imagefolder, tabular  # noqa: F401  (your own tasks, after the paper's)
 from softorder.benchmarks.api import (
     benchmark_config,
     build_net,
