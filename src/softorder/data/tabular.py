@@ -54,6 +54,9 @@ def read_table(source: str | Path | pd.DataFrame) -> pd.DataFrame:
         where = "the table"
     else:
         where = str(source)
+        if not Path(source).is_file():
+            what = "is a folder" if Path(source).is_dir() else "does not exist"
+            raise FileNotFoundError(f"{where} {what}; give a CSV file with a header row")
         try:
             frame = pd.read_csv(source, dtype=str, na_values=list(MISSING), keep_default_na=False)
         except pd.errors.EmptyDataError:
