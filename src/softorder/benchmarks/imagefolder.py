@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from softorder.benchmarks.base import Benchmark, core_options, register
+from softorder.benchmarks.base import Benchmark, get, register
 from softorder.benchmarks.omniglot import OmniglotModel
 from softorder.benchmarks.tabular import data_dir
 from softorder.benchmarks.uci import UCIData
 from softorder.data.imagefolder import COLORS, ImagePreprocessing, load_image_folder
 from softorder.data.tasks import TaskData
-from softorder.nn.network import MultiTaskNet, conv_net
+from softorder.nn.network import MultiTaskNet
 from softorder.train.config import Config, key
 
 
@@ -54,9 +54,6 @@ class ImageFolder(Benchmark):
         return load_image_folder(folder, d.image_size, d.color, d.fractions, cfg.seed, d.tasks)
 
     def build_net(self, cfg: Config, tasks: Sequence[TaskData]) -> MultiTaskNet:
-        """The identity encoder zero-padding 1 or 3 -> C channels, the conv core, dense decoders
-        (as Omniglot's)."""
-        m = cfg.model
-        assert isinstance(m, OmniglotModel)
-        return conv_net([t.num_classes for t in tasks], image_shape=tasks[0].input_shape, channels=m.channels,
-                        padding=m.padding, **core_options(cfg))
+        """Omniglot's net, built by its plugin (one builder for both: the identity encoder
+        zero-padding 1 or 3 -> C channels, the conv core, dense decoders)."""
+        return get("omniglot").build_net(cfg, tasks)
