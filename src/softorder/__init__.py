@@ -33,7 +33,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``load_run`` on first use: ``import softorder`` stays as light as the model code."""
+    """``softorder.load_run`` is :func:`softorder.experiments.predict.load_run`, imported on first
+    use: ``import softorder`` stays as light as the model code (the import contract in
+    pyproject.toml names this one edge from the package to the experiments)."""
     if name == "load_run":
         from softorder.experiments.predict import load_run
 
