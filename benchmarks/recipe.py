@@ -44,20 +44,32 @@ def main() -> None:
     overrides = [*args.overrides, f"seed={args.seed}"] + (
         [f"data_dir={args.data_dir}"] if args.data_dir else []
     )
-    cfg, _ = benchmark_config(args.benchmark, args.quick, overrides)
+    cfg, per = benchmark_config(args.benchmark, args.quick, overrides)
     orderings = args.orderings.split(",")
     rows = []
+    tried: dict[tuple[str, str], str] = {}  # (ordering, effective setting) -> the grid item that ran it
     for item in args.grid:
         name, sep, mapping = item.partition(":")
         if not sep:
             raise SystemExit(f"--grid items are NAME:MAPPING, got {item!r}")
         setting = read_yaml(mapping, name) or {}
         out = Path(args.out) / name
-        # settings of S alone (s_lr, temperature) change nothing for the hard orderings: skip those
-        todo = [o for o in orderings if o == "soft" or not (setting and set(setting) <= S_ONLY)]
+        # keys of S alone (s_lr, temperature, soft_norm) change nothing for the hard orderings: a hard
+        # ordering runs a setting only when what is left of it has not run yet
+        todo = []
+        for o in orderings:
+            effective = {k: v for k, v in setting.items() if o == "soft" or k not in S_ONLY}
+            key = (o, json.dumps(effective, sort_keys=True))
+            if key not in tried:
+                tried[key] = name
+                todo.append(o)
         if not todo:
             continue
-        s = compare(cfg.replace(**setting), out, todo, args.trials, workers=args.workers, progress=False)
+        # the benchmark's per-ordering settings (e.g. omniglot's soft: {soft_norm: l2}, less what
+        # --set gives) are each method's baseline; the grid item, what is tuned, wins over both
+        per_ordering = {o: {**per.get(o, {}), **setting} for o in todo}
+        s = compare(cfg, out, todo, args.trials, per_ordering=per_ordering, workers=args.workers,
+                    progress=False)
         for o in todo:
             runs = [json.loads((out / r / "result.json").read_text()) for r in s["methods"][o]["runs"]]
             rows.append(
@@ -90,11 +102,12 @@ def main() -> None:
     # A config for `softorder compare --config`: the shipped YAML with the chosen per-ordering settings.
     base = read_mapping(get(args.benchmark).config_path)
     settings = {r["setting"]: r["overrides"] for r in rows}
+    flat = cfg.to_dict()
     base["orderings"] = {
         o: {**(base.get("orderings") or {}).get(o, {}), **settings[c]} for o, c in chosen.items()
     }
     for key in parse_overrides(args.overrides):  # budget overrides (e.g. steps) apply to the comparison
-        base[key] = getattr(cfg, key)  # as the config reads it: numbers parsed, paths literal
+        base[key] = flat[key]  # as the config reads it: numbers parsed, paths literal
     Path(args.out, "chosen.yaml").write_text(dump_yaml(base))
     print(f"\nchosen by {args.select}: {chosen}; config written to {Path(args.out, 'chosen.yaml')}")
 

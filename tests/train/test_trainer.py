@@ -95,3 +95,20 @@ def test_unlabelled_rows_rejected(tmp_path: Path) -> None:
         tasks = make_synthetic(num_tasks=2, seed=0)
         tasks[0].y_train[0] = 7
         train(CFG.replace(tasks=2), tmp_path / "x", tasks=tasks, quiet=True)
+
+
+def test_lr_warmup_ramps_the_learning_rates_linearly() -> None:
+    from softorder.benchmarks import build_net, load_tasks
+    from softorder.train.optim import make_optimizer, warm_up
+
+    cfg = CFG.replace(lr=0.01, s_lr=0.1, lr_warmup=4)
+    net = build_net(cfg, load_tasks(cfg))
+    opt = make_optimizer(net, cfg)
+    seen = []
+    for step in (1, 2, 4, 9):
+        warm_up(opt, cfg, step)
+        seen += [g["lr"] for g in opt.param_groups]
+    assert seen == pytest.approx([0.0025, 0.025, 0.005, 0.05, 0.01, 0.1, 0.01, 0.1])
+    off = make_optimizer(net, CFG)
+    warm_up(off, CFG, 1)
+    assert [g["lr"] for g in off.param_groups] == [CFG.optim.lr, CFG.optim.lr]

@@ -4,6 +4,7 @@ softmax decoder per alphabet; the Yang & Hospedales splits at ``test_fraction``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +15,14 @@ from softorder.data.omniglot import ALPHABET_SETS, load_omniglot
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet, conv_net
 from softorder.train.config import Config, DataConfig, ModelConfig, key
+from softorder.train.metrics import as_input
 
 
 @dataclass
 class OmniglotModel(ModelConfig):
     channels: int = key(53, "int", ge=1)  # filters of every conv layer (the paper: 53)
     padding: int = key(0, "int", ge=0)  # conv padding (1 keeps 28x28 inputs alive through 4 pools)
+    input_norm: str = key("none", "str", choices=("none", "rms"))  # rms: see input_scale()
 
 
 @dataclass
@@ -60,8 +63,9 @@ class Omniglot(Benchmark):
         """The identity encoder zero-padding 1 -> C channels, the conv core, dense decoders."""
         m = cfg.model
         assert isinstance(m, OmniglotModel)
+        scale = input_scale(tasks, m.channels) if m.input_norm == "rms" else 1.0
         return conv_net([t.num_classes for t in tasks], image_shape=tasks[0].input_shape, channels=m.channels,
-                        padding=m.padding, **core_options(cfg))
+                        padding=m.padding, input_scale=scale, **core_options(cfg))
 
     def new_tasks(self, source: Config, num_new: int, skip: int = 0, data_dir: str | None = None,
                   seed: int = 0) -> list[TaskData]:
@@ -89,6 +93,28 @@ class Omniglot(Benchmark):
         """The adapted runs' configs name the alphabet set their tasks came from."""
         other = new_alphabet_set(source)
         return {"alphabet_set": other} if other else {}
+
+
+def input_scale(tasks: Sequence[TaskData], channels: int) -> float:
+    """The factor that gives the zero-padded input unit mean square over its ``channels``
+    channels: ``sqrt(channels / c) / rms`` for ``c`` image channels of RMS ``rms`` (the tasks'
+    training images in [0, 1]).
+
+    He initialisation keeps a layer's output scale when its input has unit mean square over all C
+    input channels. The identity encoder fills 1 of C channels, and ink images have an RMS of
+    about 0.23, so without this the first depth's pre-activations are ~sqrt(C)/0.23 (about 20 for
+    C = 24) times smaller than He's, and every depth inherits that: Adam then moves biases by about
+    ``lr`` per step, which is large next to the signal, and with 50 tasks pulling on every layer at
+    every depth soft ordering's last depth dies within 100 steps (docs/results.md, "Run health")."""
+    total, count = 0.0, 0
+    for t in tasks:
+        x = as_input(t.x_train)
+        total += float(x.double().pow(2).sum())
+        count += x.numel()
+    rms = math.sqrt(total / max(count, 1))
+    if rms == 0.0:
+        raise ValueError("the training images are all zero: input_norm=rms has nothing to scale")
+    return math.sqrt(channels / tasks[0].input_shape[0]) / rms
 
 
 def new_alphabet_set(source: Config) -> str | None:

@@ -13,6 +13,7 @@ layer-behaviour experiment's regression head (Sec. 5) implements the same interf
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, cast
 
@@ -80,17 +81,24 @@ class DenseEncoders(Encoders):
 
 class PadChannels(Encoders):
     """Identity encoder that zero-pads image channels up to the core's C (the Omniglot setting,
-    Sec. 4.3: 1 -> 53 channels)."""
+    Sec. 4.3: 1 -> 53 channels), after multiplying the images by ``scale`` (1: unchanged)."""
 
     shared = True
 
-    def __init__(self, channels: int, image_shape: Sequence[int] | None = None) -> None:
+    def __init__(self, channels: int, image_shape: Sequence[int] | None = None, scale: float = 1.0) -> None:
         super().__init__()
-        self.channels = channels
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ValueError(f"the input scale must be a positive number, got {scale}")
+        self.channels, self.scale = channels, float(scale)
         self.image_shape = tuple(image_shape) if image_shape is not None else None
 
     def encode(self, task: int, x: Tensor) -> Tensor:
+        if self.scale != 1.0:
+            x = x * self.scale
         return F.pad(x, (0, 0, 0, 0, 0, self.channels - x.shape[1]))
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, scale={self.scale:g}"
 
     def forward(self, xs: Sequence[Tensor], rows: Rows) -> Tensor:
         return self.encode(0, torch.cat(list(xs)) if len(xs) > 1 else xs[0])

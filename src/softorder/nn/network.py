@@ -239,10 +239,12 @@ def conv_net(
     check_finite: bool = False,
     channels_last: bool = False,
     orders_on_device: bool = False,
+    input_scale: float = 1.0,
 ) -> MultiTaskNet:
-    """The Omniglot net (Sec. 4.3): identity encoder zero-padding channels up to ``channels``,
-    ``num_layers`` shared ``conv k×k -> max-pool 2 -> ReLU`` layers, per-task softmax decoders.
-    ``channels_last`` and ``orders_on_device``: see :mod:`softorder.nn.orderings`."""
+    """The Omniglot net (Sec. 4.3): identity encoder zero-padding channels up to ``channels``
+    (the images times ``input_scale`` first), ``num_layers`` shared ``conv k×k -> max-pool 2 ->
+    ReLU`` layers, per-task softmax decoders. ``channels_last`` and ``orders_on_device``: see
+    :mod:`softorder.nn.orderings`."""
     num_tasks = len(num_classes)
 
     def bank(n: int) -> ConvBank:
@@ -263,7 +265,7 @@ def conv_net(
     out = core.bank.output_shape((channels, *image_shape[1:]), core.depth)
     features = int(torch.tensor(out).prod())
     return MultiTaskNet(
-        PadChannels(channels, image_shape), core, Decoders(features, num_classes), check_finite
+        PadChannels(channels, image_shape, input_scale), core, Decoders(features, num_classes), check_finite
     )
 
 

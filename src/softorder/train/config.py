@@ -25,7 +25,7 @@ from softorder.train.yaml12 import read_yaml
 #: Keys ``softorder train --resume RUN --set key=value`` may change: they are applied to the
 #: resumed run (and recorded in its config.yaml). Every other key defines the run and is refused.
 RESUMABLE = frozenset({
-    "steps", "lr", "s_lr", "weight_decay", "eval_every", "checkpoint_every", "batch_size",
+    "steps", "lr", "s_lr", "weight_decay", "lr_warmup", "eval_every", "checkpoint_every", "batch_size",
     "device", "precision", "compile", "channels_last", "threads", "data_dir", "num_workers",
 })
 
@@ -113,6 +113,7 @@ class OptimConfig(Section):
     lr: float = key(1e-3, "float", gt=0)
     s_lr: float | None = key(None, "float", optional=True, gt=0)  # learning rate of S; None = lr
     weight_decay: float = key(0.0, "float", ge=0)
+    lr_warmup: int = key(0, "int", ge=0)  # steps of linear learning-rate warm-up from 0 (0: none)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from softorder.train import distributed
 from softorder.train.accel import wrap_model
 from softorder.train.config import Config
 from softorder.train.metrics import Scores, autocast
-from softorder.train.optim import apply_optimizer_settings, make_optimizer
+from softorder.train.optim import apply_optimizer_settings, make_optimizer, warm_up
 from softorder.train.sources import BatchSource, Evaluator
 from softorder.train.trainer import Learner, check_losses
 
@@ -65,6 +65,7 @@ class NetLearner(Learner):
         if self.world_size > 1:
             distributed.finish_mean(seen, work)
         check_losses(seen, self.task_names, step, self.checkpoint)
+        warm_up(self.opt, self.cfg, step)
         self.scaler.step(self.opt)
         self.scaler.update()
         return seen.detach()[None]

@@ -33,6 +33,16 @@ def group_settings(cfg: Config, group: str) -> dict[str, float]:
     return {"lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay}
 
 
+def warm_up(opt: torch.optim.Optimizer, cfg: Config, step: int) -> None:
+    """Linear learning-rate warm-up: the learning rates of step ``step`` (1, 2, …) are
+    ``min(1, step / lr_warmup)`` times their settings. Nothing happens when ``lr_warmup`` is 0."""
+    steps = cfg.optim.lr_warmup
+    if steps:
+        factor = min(1.0, step / steps)
+        for group in opt.param_groups:
+            group["lr"] = group_settings(cfg, "S" if group.get("name") == "S" else "net")["lr"] * factor
+
+
 def apply_optimizer_settings(opt: torch.optim.Optimizer, cfg: Config) -> None:
     """Set the learning rates and weight decay of ``cfg`` on a (resumed) optimizer's groups."""
     for group in opt.param_groups:

@@ -37,7 +37,7 @@ from softorder.train import distributed, health
 from softorder.train.config import Config
 from softorder.train.logs import BufferedLog, RunLog
 from softorder.train.metrics import Scores, as_input, autocast, evaluate
-from softorder.train.optim import group_settings
+from softorder.train.optim import group_settings, warm_up
 from softorder.train.rundir import RunDir
 from softorder.train.sources import task_samplers
 from softorder.train.trainer import Learner, Trainer, check_losses
@@ -122,10 +122,10 @@ class StackedTrials(Learner):
         s_ids = {id(p) for p in self.base.ordering_parameters()}
         s_names = {name for name, p in self.base.named_parameters() if id(p) in s_ids}
         rest = [p for k, p in self.params.items() if p.requires_grad and k not in s_names]
-        groups: list[dict[str, Any]] = [{"params": rest, **group_settings(self.cfg, "net")}]
+        groups: list[dict[str, Any]] = [{"params": rest, "name": "net", **group_settings(self.cfg, "net")}]
         if s_names:
             s_params = [self.params[k] for k in sorted(s_names)]
-            groups.append({"params": s_params, **group_settings(self.cfg, "S")})
+            groups.append({"params": s_params, "name": "S", **group_settings(self.cfg, "S")})
         try:
             return torch.optim.Adam(groups, lr=self.cfg.optim.lr, fused=True)
         except (RuntimeError, TypeError):
@@ -158,6 +158,7 @@ class StackedTrials(Learner):
         self.opt.zero_grad(set_to_none=True)
         losses.sum().backward()
         check_losses(losses.flatten(), self.run_names, step, None, what="stacked run")
+        warm_up(self.opt, self.cfg, step)
         self.opt.step()
         return losses.detach()
 
