@@ -19,8 +19,11 @@ def test_a_brief_run_beats_chance(tmp_path: Path) -> None:
     r = train(cfg, tmp_path / "run", quiet=True)
     assert r["task_names"] == ["bars", "light"] and max(r["test_error"]) < 0.35  # chance: 0.5
     saved = json.loads(RunDir(tmp_path / "run").preprocessing.read_text())
-    assert saved["tasks"]["light"] == {"kind": "imagefolder", "classes": ["bright", "dark"], "image_size": 16,
-                                       "color": "grayscale"}
+    light = saved["tasks"]["light"]
+    assert {k: light[k] for k in ("kind", "classes", "image_size", "color", "train_images")} == {
+        "kind": "imagefolder", "classes": ["bright", "dark"], "image_size": 16, "color": "grayscale",
+        "train_images": 30}
+    assert 0 < light["train_rms"] < 1
 
 
 def test_rgb_images_and_the_shipped_config(tmp_path: Path) -> None:

@@ -18,7 +18,13 @@ def test_tasks_classes_and_images(tmp_path: Path) -> None:
     root = write_images(tmp_path / "d", per_class=10)
     bars, light = load_image_folder(root, image_size=8, seed=1)
     assert (bars.name, light.name) == ("bars", "light")
-    assert bars.preprocessing == ImagePreprocessing(["horizontal", "vertical"], 8, "grayscale")
+    prep = bars.preprocessing
+    assert isinstance(prep, ImagePreprocessing)
+    assert (prep.classes, prep.image_size, prep.color, prep.train_images) == (["horizontal", "vertical"], 8,
+                                                                              "grayscale", 12)
+    rms = float(bars.x_train.float().div(255).double().pow(2).mean().sqrt())  # as the net sees them
+    assert prep.train_rms == pytest.approx(rms, rel=1e-12)
+    assert ImagePreprocessing.from_dict(prep.to_dict()) == prep
     assert bars.x_train.dtype == torch.uint8 and bars.input_shape == (1, 8, 8)
     assert sum(bars.split(s)[0].shape[0] for s in ("train", "val", "test")) == 20
     assert sorted(bars.y_train.tolist()).count(0) == 6  # stratified: 60% of each class

@@ -122,6 +122,23 @@ def test_image_predictions_are_the_networks_outputs(image_run: Path, tmp_path: P
     assert table["id"].iloc[0] == "00.png"
 
 
+def test_an_image_run_with_input_norm_rms_predicts_as_it_trained(tmp_path: Path) -> None:
+    """Omniglot's input_norm=rms scales by the training images' RMS: the run keeps it."""
+    root = write_images(tmp_path / "data", per_class=10)
+    cfg = Config(benchmark="imagefolder", data_dir=str(root), padding=1, input_norm="rms",
+                 **{**IMAGE_FAST, "steps": 20})
+    train(cfg, tmp_path / "run", quiet=True)
+    run = softorder.load_run(tmp_path / "run")
+    _, net, tasks = _own_net(tmp_path / "run")
+    assert run.net.encoders.scale == pytest.approx(net.encoders.scale, rel=1e-9) != 1.0  # type: ignore[attr-defined]
+    folder = scan_folder(root)[0]
+    rows = uci_split("bars", folder.labels, cfg.seed, cfg.data.fractions)[2]  # type: ignore[attr-defined]
+    p = run.predict("bars", [folder.files[i] for i in rows])
+    with torch.no_grad():
+        expect = torch.softmax(net([tasks[0].x_test.float() / 255], tasks=[0])[0], 1)
+    assert torch.allclose(p.probabilities, expect, atol=1e-6)
+
+
 def test_bad_inputs_leave_no_file(tabular_run: Path, image_run: Path, tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "p.csv"

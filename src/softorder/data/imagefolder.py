@@ -117,6 +117,21 @@ class ImagePreprocessing(Preprocessing):
     classes: list[str]
     image_size: int
     color: str
+    #: the training images' count and root mean square in [0, 1] (:meth:`training_stand_in`)
+    train_images: int = 1
+    train_rms: float = 0.0
+
+    @classmethod
+    def fit(cls, classes: list[str], image_size: int, color: str, x_train: Tensor) -> ImagePreprocessing:
+        """The task's preprocessing, with its training images' statistics."""
+        square = x_train.float().div_(255.0).double().pow(2).mean() if x_train.numel() else torch.tensor(0.0)
+        return cls(classes, image_size, color, int(x_train.shape[0]), float(square.sqrt()))
+
+    def training_stand_in(self) -> Tensor:
+        """``train_images`` constant images at ``train_rms``: the count and mean square of the
+        training images (float64, expanded: one image's memory)."""
+        one = torch.full((1, *self.input_shape), self.train_rms, dtype=torch.float64)
+        return one.expand(self.train_images, *self.input_shape)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -144,13 +159,14 @@ class ImagePreprocessing(Preprocessing):
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "classes": list(self.classes), "image_size": self.image_size,
-                "color": self.color}
+                "color": self.color, "train_images": self.train_images, "train_rms": self.train_rms}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImagePreprocessing:
         if data.get("kind") != cls.kind:
             raise ValueError(f"not an {cls.kind} preprocessing (kind {data.get('kind')!r})")
-        return cls(list(data["classes"]), int(data["image_size"]), str(data["color"]))
+        return cls(list(data["classes"]), int(data["image_size"]), str(data["color"]),
+                   int(data.get("train_images", 1)), float(data.get("train_rms", 0.0)))
 
 
 # -- the cache -------------------------------------------------------------------------------------
@@ -217,8 +233,8 @@ def load_image_folder(data_dir: str | Path, image_size: int = 32, color: str = "
     images = load_images(root, found, image_size, color, cache_dir)
     out = []
     for t in found:
-        parts = split_rows(t.name, t.path, t.labels, fractions, seed, unit="images")
-        prep = ImagePreprocessing(list(t.classes), image_size, color)
+        rows = [torch.from_numpy(p) for p in split_rows(t.name, t.path, t.labels, fractions, seed, "images")]
+        prep = ImagePreprocessing.fit(list(t.classes), image_size, color, images[t.name][rows[0]])
         out.append(TaskData.from_rows(t.name, len(t.classes), images[t.name], torch.from_numpy(t.labels),
-                                      [torch.from_numpy(p) for p in parts], prep))
+                                      rows, prep))
     return out

@@ -45,6 +45,13 @@ class Preprocessing(ABC):
     def input_shape(self) -> tuple[int, ...]:
         """The shape of one row of the network's input (``TaskData.input_shape``)."""
 
+    def training_stand_in(self) -> Tensor:
+        """Rows that stand in for the task's training rows when its net is rebuilt without the
+        data (``softorder predict``): what a net builder reads of them (their shape; for images,
+        also their count and mean square, which Omniglot's ``input_norm=rms`` scales by). Default:
+        one zero row."""
+        return torch.zeros((1, *self.input_shape))
+
     @abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """Everything :meth:`encode` needs, as JSON (with ``kind``)."""

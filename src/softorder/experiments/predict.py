@@ -130,10 +130,13 @@ def load_run(run_dir: str | Path) -> TrainedRun:
 
 
 def _shape_only(name: str, prep: Preprocessing) -> TaskData:
-    """A task with one zero row per split: what a benchmark's net builder reads of its tasks
-    (input shape, classes) when the data is not at hand."""
-    x, y = torch.zeros((1, *prep.input_shape)), torch.zeros(1, dtype=torch.int64)
-    return TaskData.from_rows(name, len(prep.classes), x, y, [torch.zeros(1, dtype=torch.int64)] * 3, prep)
+    """A task that stands in for the run's task when its data is not at hand: what a
+    benchmark's net builder reads of it (input shape, classes, the training rows' statistics;
+    :meth:`~softorder.data.tasks.Preprocessing.training_stand_in`), one zero row per other split."""
+    x = prep.training_stand_in()
+    zero, labels = torch.zeros((1, *prep.input_shape)), torch.zeros(x.shape[0], dtype=torch.int64)
+    none = torch.zeros(1, dtype=torch.int64)
+    return TaskData(name, len(prep.classes), x, labels, zero, none, zero, none, preprocessing=prep)
 
 
 def choose_task(run: TrainedRun, task: str | None) -> str:
