@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from softorder.data.tasks import TaskData
+from softorder.data.tasks import Preprocessing, TaskData, preprocessing_of
 from softorder.nn.blocks import ResidualConv, ResidualMLP, TransformerBlock, he_init, sequence_view
 from softorder.nn.module_bank import ModuleBank
 from softorder.nn.network import BankFactory, MultiTaskNet, dense_net
@@ -34,6 +34,9 @@ class Benchmark(ABC):
     in_memory: ClassVar[bool] = True
     #: ``softorder adapt`` can give its runs new tasks (:meth:`new_tasks`)
     adaptable: ClassVar[bool] = False
+    #: how its tasks' raw inputs become rows, recorded in its runs' folders (``softorder predict``
+    #: takes runs of the benchmarks that have one: their tasks come from the user's own files)
+    preprocessing: ClassVar[type[Preprocessing] | None] = None
     #: the config sections of its model and its data (subclasses add the benchmark's own keys)
     model_section: ClassVar[type[ModelConfig]] = ModelConfig
     data_section: ClassVar[type[DataConfig]] = DataConfig
@@ -91,7 +94,8 @@ class Benchmark(ABC):
         tasks = list(tasks)
         names = [t.name for t in tasks]
         batches = TaskBatches(tasks, cfg.optim.batch_size, cfg.seed)
-        return Setup(net, batches, TaskEvaluator(tasks, cfg.run.precision), names, probe=tasks)
+        return Setup(net, batches, TaskEvaluator(tasks, cfg.run.precision), names, probe=tasks,
+                     preprocessing=preprocessing_of(tasks))
 
     def new_tasks(self, source: Config, num_new: int, skip: int = 0, data_dir: str | None = None,
                   seed: int = 0) -> list[TaskData]:
@@ -158,6 +162,11 @@ def names() -> list[str]:
 def adaptable() -> list[str]:
     """The benchmarks whose runs ``softorder adapt`` can give new tasks."""
     return [n for n, b in _REGISTRY.items() if b.adaptable]
+
+
+def predictable() -> list[str]:
+    """The benchmarks whose runs ``softorder predict`` takes (their tasks record preprocessing)."""
+    return [n for n, b in _REGISTRY.items() if b.preprocessing is not None]
 
 
 def renamed(tasks: Sequence[TaskData], prefix: str) -> list[TaskData]:

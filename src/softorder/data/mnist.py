@@ -18,6 +18,7 @@ import importlib.metadata
 import itertools
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -223,7 +224,7 @@ def load_mnist(
     data = read_mnist(data_dir, verify)
     tasks = []
     for t, (a, b) in enumerate(pairs):
-        parts: dict[str, torch.Tensor] = {}
+        parts: dict[str, Any] = {}  # x_train, y_train, ... (tensors)
         for s, split in enumerate(SPLITS):
             x, y = data[split]
             rows = np.flatnonzero((y == a) | (y == b))

@@ -62,15 +62,18 @@ class NullLog(RunLog):
 
 
 class LiveLog(RunLog):
-    """Writes ``config.yaml`` at the start (a resume records what it changed), then every record."""
+    """Writes ``config.yaml`` (and the tasks' ``preprocessing``, when they have one) at the start
+    (a resume records what it changed), then every record."""
 
-    def __init__(self, out: Path, task_names: Sequence[str]) -> None:
-        self.run, self.names = RunDir(out), list(task_names)
+    def __init__(
+        self, out: Path, task_names: Sequence[str], preprocessing: dict[str, Any] | None = None
+    ) -> None:
+        self.run, self.names, self.preprocessing = RunDir(out), list(task_names), preprocessing
         self._file: IO[str] | None = None
         self._writer: SummaryWriter | None = None
 
     def open(self, cfg: Config, step: int) -> None:
-        self.run.write_config(cfg.to_dict())
+        self.run.write_config(cfg.to_dict(), self.preprocessing)
         self._writer = SummaryWriter(str(self.run.tb), purge_step=step + 1 if step else None)
         self._file = open(self.run.metrics, "a")  # noqa: SIM115 (closed in close())
 
@@ -92,8 +95,10 @@ class BufferedLog(RunLog):
     """Keeps the records; :meth:`flush` writes the whole folder (removing leftovers of an
     interrupted attempt, which kept no checkpoint)."""
 
-    def __init__(self, out: Path, task_names: Sequence[str]) -> None:
-        self.run, self.names = RunDir(out), list(task_names)
+    def __init__(
+        self, out: Path, task_names: Sequence[str], preprocessing: dict[str, Any] | None = None
+    ) -> None:
+        self.run, self.names, self.preprocessing = RunDir(out), list(task_names), preprocessing
         self.records: list[dict[str, Any]] = []
 
     def open(self, cfg: Config, step: int) -> None:
@@ -104,7 +109,7 @@ class BufferedLog(RunLog):
 
     def flush(self, cfg: Config) -> None:
         self.run.start_fresh(clean=True)
-        self.run.write_config(cfg.to_dict())
+        self.run.write_config(cfg.to_dict(), self.preprocessing)
         self.run.write_metrics(self.records)
         with SummaryWriter(str(self.run.tb)) as writer:
             for rec in self.records:

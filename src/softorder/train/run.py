@@ -27,14 +27,16 @@ from softorder.train.trainer import Trainer
 
 @dataclass
 class Setup:
-    """What one run trains: the net, its batches, how a split is scored, the task names, and the
-    tasks whose validation rows probe the run's health (None: no health monitor)."""
+    """What one run trains: the net, its batches, how a split is scored, the task names, the
+    tasks whose validation rows probe the run's health (None: no health monitor), and what the run
+    folder records of the tasks' preprocessing (:func:`softorder.data.tasks.preprocessing_of`)."""
 
     net: MultiTaskNet
     source: BatchSource
     evaluator: Evaluator
     task_names: list[str]
     probe: Sequence[TaskData] | None = None
+    preprocessing: dict[str, Any] | None = None
 
 
 def train_run(
@@ -79,7 +81,7 @@ def _train(
         torch.set_num_threads(cfg.run.threads)
     s = setup(resume)
     learner = NetLearner(cfg, s.net, s.source, s.evaluator, s.task_names, checkpoint=run.checkpoint)
-    log = LiveLog(out, s.task_names) if distributed.rank() == 0 else NullLog()
+    log = LiveLog(out, s.task_names, s.preprocessing) if distributed.rank() == 0 else NullLog()
     monitor = health.Monitor(s.probe, cfg.optim.steps, name=str(out)) if s.probe is not None else None
     trainer = Trainer(learner, [out], [log], [monitor], quiet=quiet)
     if ckpt is not None:

@@ -1,7 +1,9 @@
 """The run folder: its file names, and the one place that starts, refuses or cleans a run in it.
 
 A run folder holds ``config.yaml``, ``metrics.jsonl`` (one validation record per line), ``tb/``
-(TensorBoard), ``checkpoint.pt``, ``best.pt`` and ``result.json`` (written last: a finished run).
+(TensorBoard), ``checkpoint.pt``, ``best.pt`` and ``result.json`` (written last: a finished run);
+a run on the user's own files also ``preprocessing.json`` (written with ``config.yaml``: what
+``softorder predict`` applies to new inputs).
 Every trainer and ``compare`` go through :class:`RunDir`: a fresh run never appends to another
 run's files.
 """
@@ -14,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from softorder.atomic import atomic_write_bytes
+from softorder.atomic import atomic_write_bytes, write_json
 from softorder.train.yaml12 import dump_yaml
 
 #: The files of a comparison folder (``softorder compare``).
@@ -30,7 +32,8 @@ class RunDir:
     CHECKPOINT = "checkpoint.pt"
     BEST = "best.pt"
     RESULT = "result.json"
-    FILES = (CONFIG, METRICS, TB, CHECKPOINT, BEST, RESULT)
+    PREPROCESSING = "preprocessing.json"
+    FILES = (CONFIG, PREPROCESSING, METRICS, TB, CHECKPOINT, BEST, RESULT)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -58,6 +61,10 @@ class RunDir:
     @property
     def result(self) -> Path:
         return self.path / self.RESULT
+
+    @property
+    def preprocessing(self) -> Path:
+        return self.path / self.PREPROCESSING
 
     def leftovers(self) -> list[str]:
         """The run files already in the folder."""
@@ -110,8 +117,23 @@ class RunDir:
             p = self.path / name
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
-    def write_config(self, cfg_dict: dict[str, Any]) -> None:
+    def write_config(self, cfg_dict: dict[str, Any], preprocessing: dict[str, Any] | None = None) -> None:
+        """``config.yaml`` and, for tasks of the user's own files, ``preprocessing.json``."""
+        if preprocessing is not None:
+            write_json(self.preprocessing, preprocessing)
         atomic_write_bytes(self.config, dump_yaml(cfg_dict).encode())
+
+    def read_preprocessing(self) -> dict[str, Any]:
+        """What ``preprocessing.json`` records (a FileNotFoundError when the run has none)."""
+        if not self.preprocessing.is_file():
+            raise FileNotFoundError(f"{self.path} holds no {self.PREPROCESSING}")
+        try:
+            data = json.loads(self.preprocessing.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{self.preprocessing} is damaged (not JSON); train the run again") from None
+        if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
+            raise ValueError(f"{self.preprocessing} holds no task preprocessing; train the run again")
+        return data
 
     # -- metrics -----------------------------------------------------------------------------
     def read_metrics(self) -> list[dict[str, Any]]:

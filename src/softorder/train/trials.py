@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
-from softorder.data.tasks import TaskData
+from softorder.data.tasks import TaskData, preprocessing_of
 from softorder.nn.network import MultiTaskNet
 from softorder.nn.orderings import HardOrdering
 from softorder.train import distributed, health
@@ -250,7 +250,8 @@ def train_trials(
     if cfgs[0].run.threads:
         torch.set_num_threads(cfgs[0].run.threads)
     learner = StackedTrials(cfgs, task_sets, build)
-    logs: list[RunLog] = [BufferedLog(o, learner.names(r)) for r, o in enumerate(folders)]
+    logs: list[RunLog] = [BufferedLog(o, learner.names(r), preprocessing_of(task_sets[r]))
+                          for r, o in enumerate(folders)]
     monitors: list[health.Monitor | None] = [
         health.Monitor(ts, c.optim.steps, name=str(o)) for c, ts, o in zip(cfgs, task_sets, folders)
     ]
