@@ -69,3 +69,15 @@ def test_block_workloads_time_fused_loop_and_parallel_on_the_same_math() -> None
         for step in steps.values():
             step()  # one Adam step each; the equivalence of fused and loop is tested in tests/nn
     assert step_flops(WORKLOADS["resmlp-T10"], "soft") == 4 * step_flops(WORKLOADS["resmlp-T10"], "parallel")
+
+
+def test_peer_model_is_eq7_one_task_per_call() -> None:
+    from softorder.bench import PeerSoftOrder, Workload, peer_step
+
+    net = PeerSoftOrder(5, 6, 3, 4, tasks=2)
+    x = torch.randn(7, 5)
+    y = torch.relu(net.encoders[1](x))
+    for _ in range(3):  # S = 0: every depth averages the three layers
+        y = sum(torch.relu(f(y)) for f in net.core) / 3
+    torch.testing.assert_close(net(x, 1), net.decoders[1](y))
+    peer_step(Workload("tiny", "dense", 2, 2, 8, 3), torch.device("cpu"))()

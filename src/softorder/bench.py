@@ -10,7 +10,11 @@ and the achieved TFLOP/s.
 Soft ordering computes every layer at every depth, i.e. D times the core FLOPs of parallel
 ordering, so fused/parallel near D is the arithmetic floor when compute-bound. FLOPs are counted
 analytically (a multiply-add is 2 FLOPs; backward = 2 × forward, so a step is 3 × forward).
-``benchmarks/bench_core.py`` is the same tool as a script.
+``benchmarks/bench_core.py`` is the same tool as a script. Dense workloads also time ``peer``: a
+public soft-ordering model's training step (:class:`PeerSoftOrder`), re-implemented. The block
+workloads (``resmlp``, ``transformer``) time a :class:`~softorder.SoftOrder` layer.
+
+(Over 300 lines: the workloads, the four step builders and the table are one tool, read together.)
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 import softorder as so
@@ -187,6 +192,47 @@ def block_steps(w: Workload, device: torch.device, dtype: str) -> dict[str, Call
     return {name: make(*f) for name, f in forwards.items()}
 
 
+class PeerSoftOrder(nn.Module):
+    """A public implementation's soft-ordering model, re-implemented from its published description
+    (cognizant-ai-labs/tom-release, ``SoftOrderModel``; not copied): per-task linear encoders and
+    decoders, L shared ``Linear`` layers as separate modules, S of shape [T, L, L], and a forward
+    call that handles ONE task: at each depth ``Σ_j softmax(S[task, k])_j · dropout(relu(F_j(y)))``
+    as a Python loop over the layers (Eq. 7). The `peer` column of ``softorder bench``."""
+
+    def __init__(self, in_features: int, width: int, layers: int, classes: int, tasks: int) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleList(nn.Linear(in_features, width) for _ in range(tasks))
+        self.core = nn.ModuleList(nn.Linear(width, width) for _ in range(layers))
+        self.decoders = nn.ModuleList(nn.Linear(width, classes) for _ in range(tasks))
+        self.S = nn.Parameter(torch.zeros(tasks, layers, layers))
+        self.dropout = nn.Dropout(0.0)
+
+    def forward(self, x: Tensor, task: int) -> Tensor:
+        y = torch.relu(self.encoders[task](x))
+        for k in range(len(self.core)):
+            s = torch.softmax(self.S[task, k], 0)
+            y = cast(Tensor, sum(s[j] * self.dropout(torch.relu(f(y))) for j, f in enumerate(self.core)))
+        return self.decoders[task](y)
+
+
+def peer_step(w: Workload, device: torch.device) -> Callable[[], None]:
+    """One training step of :class:`PeerSoftOrder` on a dense workload: one forward call per task,
+    the tasks' cross-entropies summed, one Adam step (what softorder's trainer does per step)."""
+    torch.manual_seed(0)
+    net = PeerSoftOrder(w.width, w.width, w.layers, w.classes, w.tasks).to(device)
+    xs = [torch.randn(w.batch, w.width, device=device) for _ in range(w.tasks)]
+    ys = [torch.randint(0, w.classes, (w.batch,), device=device) for _ in range(w.tasks)]
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = cast(Tensor, sum(F.cross_entropy(net(x, t), y) for t, (x, y) in enumerate(zip(xs, ys))))
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def step_flops(w: Workload, ordering: str = "soft") -> float:
     """FLOPs of one training step of ``w`` (forward matmuls/convolutions × 3 for fwd + bwd).
 
@@ -246,6 +292,9 @@ def run(
         net, xs, ys = build(w, ordering, device, channels_last)
         res[f"{label}_ms"] = timeit(step_fn(net, xs, ys, loop, dtype), device, min_time, warmup=2)
     res["loop_over_fused"] = res["loop_ms"] / res["fused_ms"] if res["loop_ms"] else None
+    peer = w.kind == "dense" and not skip_loop
+    res["peer_ms"] = timeit(peer_step(w, device), device, min_time, warmup=2) if peer else None
+    res["peer_over_fused"] = res["peer_ms"] / res["fused_ms"] if res["peer_ms"] else None
     res["fused_over_parallel"] = res["fused_ms"] / res["parallel_ms"]
     res["samples_per_s"] = w.tasks * w.batch / res["fused_ms"] * 1e3
     res["sample"] = "image" if w.kind == "conv" else "row"
@@ -264,7 +313,7 @@ def device_name(device: torch.device) -> str:
 
 HEADER = (
     f"{'workload':<15} {'device':<24} {'dtype':<5} {'loop ms':>9} {'fused ms':>9} {'parallel ms':>11} "
-    f"{'loop/fused':>10} {'fused/par':>9} {'samples/s':>15} {'TFLOP/s':>8}"
+    f"{'loop/fused':>10} {'fused/par':>9} {'samples/s':>15} {'TFLOP/s':>8} {'peer ms':>9} {'peer/fused':>10}"
 )
 
 
@@ -273,10 +322,11 @@ def format_row(r: dict[str, Any]) -> str:
     loop = f"{r['loop_ms']:9.2f}" if r["loop_ms"] else f"{'-':>9}"
     ratio = f"{r['loop_over_fused']:9.1f}x" if r["loop_ms"] else f"{'-':>10}"
     unit = "img/s" if r.get("sample") == "image" else "rows/s"
+    peer = f"{r['peer_ms']:9.2f} {r['peer_over_fused']:9.1f}x" if r.get("peer_ms") else f"{'-':>9} {'-':>10}"
     return (
         f"{r['workload']:<15} {r['device'][:24]:<24} {r['dtype']:<5} {loop} "
         f"{r['fused_ms']:9.2f} {r['parallel_ms']:11.2f} {ratio} "
-        f"{r['fused_over_parallel']:9.2f} {r['samples_per_s']:8.0f} {unit:<6} {r['fused_tflops']:8.3f}"
+        f"{r['fused_over_parallel']:9.2f} {r['samples_per_s']:8.0f} {unit:<6} {r['fused_tflops']:8.3f} {peer}"
     )
 
 
