@@ -200,3 +200,30 @@ def test_make_ordering_threads_the_options() -> None:
         make_ordering("parallel", lambda n: DenseBank(4, n), 2, 2, channels_last=True)
     dense = make_ordering("parallel", lambda n: DenseBank(4, n), 2, 2)
     assert not dense.use_channels_last() and not dense.channels_last and not dense._forward_pre_hooks
+
+
+def test_soft_ordering_in_row_blocks_equals_all_rows_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU many flat rows are mixed in blocks (cache); the result must not change."""
+    import softorder as so
+    from softorder.nn import orderings
+
+    torch.manual_seed(0)
+    net = so.dense_net(6, [3, 3, 3], width=8, num_layers=3, ordering="soft", dropout=0.0)
+    with torch.no_grad():
+        net.core.S.normal_()
+    xs = [torch.randn(40, 6) for _ in range(3)]
+
+    def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        net.zero_grad()
+        out = torch.cat(net(xs))
+        out.square().sum().backward()
+        return out.detach(), [p.grad.clone() for p in net.parameters()]
+
+    whole, grads = run()
+    monkeypatch.setattr(orderings, "MIN_BLOCK_ROWS", 16)
+    monkeypatch.setattr(orderings, "ROW_BLOCK_ELEMENTS", 16 * 3 * 8)
+    assert net.core._row_chunk(torch.zeros(120, 8)) == 16
+    blocked, blocked_grads = run()
+    torch.testing.assert_close(blocked, whole, rtol=1e-6, atol=1e-6)
+    for a, b in zip(blocked_grads, grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

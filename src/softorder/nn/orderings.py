@@ -63,6 +63,11 @@ class Rows:
         return self._index[device]
 
 
+#: Soft ordering on the CPU mixes flat rows in blocks of about this many ``[rows, L, F]`` elements
+#: (8 MB of fp32), and never in blocks of fewer than ``MIN_BLOCK_ROWS`` rows.
+ROW_BLOCK_ELEMENTS, MIN_BLOCK_ROWS = 2**21, 256
+
+
 def soft_order_step(outputs: Tensor, weights: Tensor) -> Tensor:
     """One depth of soft ordering (Eq. 7): ``y^k = Σ_j s_j · F_j(y^{k-1})``.
 
@@ -318,9 +323,24 @@ class SoftOrdering(Ordering):
         """``y^K`` of rows in any task order: row i belongs to task ``task_ids[i]`` (a long tensor
         ``[N]`` on ``y``'s device). What :meth:`forward` and :class:`~softorder.nn.SoftOrder` run."""
         w = self.weights()[task_ids]  # [N, K, L]: each row gets its task's S
+        chunk = self._row_chunk(y)
         for k in range(self.depth):
-            y = self._depth_done(soft_order_step(self.bank(y), w[:, k]))
+            if chunk is None:
+                y = self._depth_done(soft_order_step(self.bank(y), w[:, k]))
+            else:  # the same per row, in blocks of rows whose [rows, L, F] products stay in cache
+                parts = zip(y.split(chunk), w[:, k].split(chunk))
+                y = self._depth_done(torch.cat([soft_order_step(self.bank(yc), wc) for yc, wc in parts]))
         return y
+
+    def _row_chunk(self, y: Tensor) -> int | None:
+        """Rows per block on the CPU for flat rows ``[N, F]`` when there are many of them (None: all
+        at once). The mixing reads every layer's output ``[N, L, F]`` right after the bank writes it;
+        in blocks of about :data:`ROW_BLOCK_ELEMENTS` it is still in cache (dense T=40, w=256,
+        B=256: a training step 1.5x faster on this project's 2-core CPU)."""
+        if y.device.type != "cpu" or y.dim() != 2:
+            return None
+        rows = max(MIN_BLOCK_ROWS, ROW_BLOCK_ELEMENTS // (self.bank.num_layers * y.shape[1]))
+        return rows if y.shape[0] > rows else None
 
     def extra_repr(self) -> str:
         return (
