@@ -206,3 +206,10 @@ def test_a_saved_config_with_every_benchmarks_keys_still_reads(tmp_path: Path) -
     assert load_config(p, saved=True) == Config(benchmark="uci")
     with pytest.raises(ValueError, match="image_size is a key of"):
         load_config(p)
+
+
+def test_a_saved_celeba_config_keeps_its_image_caps_under_their_new_names() -> None:
+    old = {"benchmark": "celeba", "max_train_per_task": 4000, "max_eval_per_task": 1000, "image_size": 64,
+           "channels": 53, "fractions": [0.6, 0.2, 0.2]}
+    cfg = Config.from_dict(old, saved=True)
+    assert (cfg.data.max_train_images, cfg.data.max_eval_images, cfg.data.image_size) == (4000, 1000, 64)

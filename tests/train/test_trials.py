@@ -138,3 +138,10 @@ def test_compare_vectorised_or_not_gives_the_same_kind_of_results(tmp_path: Path
         assert "vectorised_trials" not in json.loads(
             (tmp_path / "seq" / "runs" / o / "trial1" / "result.json").read_text()
         )
+
+
+def test_stackable_refuses_configs_of_two_benchmarks_by_name() -> None:
+    from softorder.train.config import Config
+
+    with pytest.raises(ValueError, match="differ only in seed"):
+        check_stackable([Config(benchmark="uci"), Config(benchmark="mnist", seed=1)])

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -50,6 +50,10 @@ class CelebAData(DataConfig):
     max_train_images: int | None = key(None, "int", optional=True, ge=1)  # the first N train images
     max_eval_images: int | None = key(None, "int", optional=True, ge=1)  # the first N val / test images
     num_workers: int = key(2, "int", ge=0)  # DataLoader processes decoding JPEGs (0: in-process)
+
+    renamed: ClassVar[dict[str, str]] = {  # softorder 0.1 counted them per task
+        "max_train_per_task": "max_train_images", "max_eval_per_task": "max_eval_images",
+    }
 
 
 def sections(cfg: Config) -> tuple[CelebAModel, CelebAData]:

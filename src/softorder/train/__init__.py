@@ -1,5 +1,6 @@
 """Training: the one trainer, batch sources, metrics, checkpoints, run folders and configuration.
-(A benchmark's run, with its data and net, is started by ``softorder.benchmarks.train``.)"""
+(A benchmark's run, with its data and net, is started by ``softorder.benchmarks.train``; a
+``Config`` names a benchmark, so ``import softorder.benchmarks`` first, which registers them.)"""
 
 from softorder.train.config import Config
 from softorder.train.config_files import load_config

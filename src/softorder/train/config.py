@@ -15,7 +15,7 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -67,7 +67,10 @@ def key(default: Any, kind: str, **rule: Any) -> Any:
 
 class Section:
     """A group of config keys, each declared with :func:`key`; values are coerced and checked
-    when the section is built (:meth:`check` adds rules over several keys)."""
+    when the section is built (:meth:`check` adds rules over several keys). ``renamed`` maps a key
+    name of softorder 0.1 to its name now, for reading saved runs."""
+
+    renamed: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
         for f in fields(self):  # type: ignore[arg-type]
@@ -216,6 +219,11 @@ class Config:
         """A config from flat keys; ``saved``: a run folder's or checkpoint's config, whose keys
         of other benchmarks (softorder 0.1 wrote every key of every benchmark) are dropped."""
         if saved and data.get("benchmark") in SECTIONS:
+            model, section = SECTIONS[data["benchmark"]]
+            data = dict(data)
+            for old, new in {**model.renamed, **section.renamed}.items():
+                if old in data and new not in data:
+                    data[new] = data.pop(old)
             valid = keys_of(data["benchmark"])
             data = {k: v for k, v in data.items() if k in valid or not any(k in keys_of(b) for b in SECTIONS)}
         try:

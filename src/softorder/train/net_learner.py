@@ -64,7 +64,7 @@ class NetLearner(Learner):
         self.scaler.scale(losses.sum()).backward()
         if self.world_size > 1:
             distributed.finish_mean(seen, work)
-        check_losses(seen, self.task_names, step, self.checkpoint)
+        check_losses(seen, self.task_names, step, self.checkpoint, what=self.source.what)
         warm_up(self.opt, self.cfg, step)
         self.scaler.step(self.opt)
         self.scaler.update()

@@ -34,6 +34,8 @@ class BatchSource(ABC):
 
     #: the ``metrics.jsonl`` key of this source's throughput (rows per second), if it logs one
     throughput_key: str | None = None
+    #: what a target column is called in messages ("task", CelebA's "attribute")
+    what: str = "task"
 
     @abstractmethod
     def next(self) -> tuple[Inputs, list[Tensor]]: ...
@@ -159,6 +161,7 @@ class LoaderBatches(BatchSource):
     position inside it); a checkpoint taken at the end of an epoch resumes exactly."""
 
     throughput_key = "train_images_per_s"
+    what = "attribute"
 
     def __init__(self, loader: DataLoader[Any], seed: int, tasks: int, channels_last: bool = False) -> None:
         if not isinstance(loader.generator, torch.Generator):

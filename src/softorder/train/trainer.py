@@ -230,7 +230,8 @@ class Trainer:
         self.logs[r].flush(c)
         final = learner.weights(r) if learner.runs == 1 else None  # the net keeps its last weights
         if best.state is None:
-            raise RuntimeError(f"{self.outs[r]}: no evaluation ran, so there are no best weights")
+            raise RuntimeError(f"{self.outs[r]}: no evaluation gave a finite validation score, so there are "
+                               "no best weights")
         net = learner.net(r, best.state)
         test, val = learner.scores(r, net, "test"), learner.scores(r, net, "val")
         run = RunDir(self.outs[r])

@@ -52,7 +52,7 @@ def check_stackable(cfgs: Sequence[Config]) -> None:
     first = cfgs[0].replace(seed=0)
     for c in cfgs[1:]:
         if c.replace(seed=0) != first:
-            diff = sorted(k for k, v in c.to_dict().items() if k != "seed" and first.to_dict()[k] != v)
+            diff = sorted(k for k in first.differences(c.replace(seed=0)))
             raise ValueError(f"vectorised trials must differ only in seed; these also differ: {diff}")
     if len({c.seed for c in cfgs}) != len(cfgs):
         raise ValueError(f"vectorised trials need distinct seeds, got {[c.seed for c in cfgs]}")
