@@ -213,3 +213,17 @@ def test_a_saved_celeba_config_keeps_its_image_caps_under_their_new_names() -> N
            "channels": 53, "fractions": [0.6, 0.2, 0.2]}
     cfg = Config.from_dict(old, saved=True)
     assert (cfg.data.max_train_images, cfg.data.max_eval_images, cfg.data.image_size) == (4000, 1000, 64)
+
+
+def test_task_limits_match_the_loaders() -> None:
+    from softorder.benchmarks import get
+    from softorder.data.celeba import CELEBA_ATTRIBUTES
+    from softorder.data.mnist import ALL_PAIRS
+    from softorder.data.omniglot import ALPHABET_SETS
+    from softorder.data.uci import UCI_DATASETS
+
+    assert get("uci").max_tasks(Config(benchmark="uci")) == len(UCI_DATASETS)
+    assert get("mnist").max_tasks(Config(benchmark="mnist")) == len(ALL_PAIRS)
+    assert get("celeba").max_tasks(Config(benchmark="celeba")) == len(CELEBA_ATTRIBUTES)
+    for name, alphabets in ALPHABET_SETS.items():
+        assert get("omniglot").max_tasks(Config(benchmark="omniglot", alphabet_set=name)) == len(alphabets)

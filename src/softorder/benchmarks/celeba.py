@@ -27,14 +27,12 @@ from torch.utils.data import DataLoader, Subset
 from softorder.benchmarks.base import Benchmark, core_bank, core_options, register
 from softorder.data.download import resolve_data_dir
 from softorder.data.tasks import TaskData
-from softorder.nn.backbones import WEIGHTS_HELP, celeba_net
+from softorder.nn.backbones import NUM_ATTRIBUTES, WEIGHTS_HELP, celeba_net
 from softorder.nn.network import MultiTaskNet
 from softorder.train import distributed
 from softorder.train.config import Config, DataConfig, ModelConfig, key
 from softorder.train.run import Setup
 from softorder.train.sources import LoaderBatches, LoaderEvaluator
-
-NUM_ATTRIBUTES = 40  # len(softorder.data.celeba.CELEBA_ATTRIBUTES), without importing torchvision
 
 
 @dataclass
