@@ -45,6 +45,7 @@ def main() -> None:
         [f"data_dir={args.data_dir}"] if args.data_dir else []
     )
     cfg, per = benchmark_config(args.benchmark, args.quick, overrides)
+    flat = cfg.to_dict()
     orderings = args.orderings.split(",")
     rows = []
     tried: dict[tuple[str, str], str] = {}  # (ordering, effective setting) -> the grid item that ran it
@@ -54,11 +55,16 @@ def main() -> None:
             raise SystemExit(f"--grid items are NAME:MAPPING, got {item!r}")
         setting = read_yaml(mapping, name) or {}
         out = Path(args.out) / name
-        # keys of S alone (s_lr, temperature, soft_norm) change nothing for the hard orderings: a hard
-        # ordering runs a setting only when what is left of it has not run yet
+        # keys of S alone (s_lr, temperature, soft_norm) change nothing for the hard orderings, nor
+        # does a value the method's baseline already has: a method runs a setting only when what is
+        # left of it has not run yet (so 'plain-eq7:{soft_norm: none}' runs soft alone)
         todo = []
         for o in orderings:
-            effective = {k: v for k, v in setting.items() if o == "soft" or k not in S_ONLY}
+            baseline = {**flat, **per.get(o, {})}
+            effective = {
+                k: v for k, v in setting.items()
+                if (o == "soft" or k not in S_ONLY) and baseline.get(k) != v
+            }
             key = (o, json.dumps(effective, sort_keys=True))
             if key not in tried:
                 tried[key] = name
@@ -102,7 +108,6 @@ def main() -> None:
     # A config for `softorder compare --config`: the shipped YAML with the chosen per-ordering settings.
     base = read_mapping(get(args.benchmark).config_path)
     settings = {r["setting"]: r["overrides"] for r in rows}
-    flat = cfg.to_dict()
     base["orderings"] = {
         o: {**(base.get("orderings") or {}).get(o, {}), **settings[c]} for o, c in chosen.items()
     }

@@ -12,14 +12,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_recipe_tunes_each_method_and_hard_orderings_skip_settings_of_s(tmp_path: Path) -> None:
+def test_recipe_tunes_each_method_and_skips_settings_that_change_nothing(tmp_path: Path) -> None:
     out = tmp_path / "tune"
     subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "recipe.py"), "synthetic", "--trials", "1",
          "--out", str(out),
          "--set", "steps=10", "--set", "eval_every=5", "--set", "checkpoint_every=5", "--set", "lr=0.01",
          "--workers", "1", "--orderings", "parallel,soft",
-         "--grid", "base:{}", "lr=3e-3:{lr: 0.003}", "s_lr=0.1:{s_lr: 0.1}"],
+         "--grid", "base:{}", "lr=3e-3:{lr: 0.003}", "s_lr=0.1:{s_lr: 0.1}",
+         "same:{lr: 0.01}"],  # the baseline again: runs for nobody
         check=True, capture_output=True, text=True,
     )
     rows = json.loads((out / "recipe.json").read_text())["rows"]
@@ -27,6 +28,7 @@ def test_recipe_tunes_each_method_and_hard_orderings_skip_settings_of_s(tmp_path
         ("parallel", "base"), ("parallel", "lr=3e-3"),
         ("soft", "base"), ("soft", "lr=3e-3"), ("soft", "s_lr=0.1"),
     ]
+    assert not (out / "same").exists()
     run = yaml.safe_load((out / "lr=3e-3" / "runs" / "soft" / "trial0" / "config.yaml").read_text())
     assert run["lr"] == 0.003  # the grid item wins over --set
     chosen = yaml.safe_load((out / "chosen.yaml").read_text())
