@@ -23,6 +23,7 @@ KEYS = {
     "step_gflop",
     "fused_tflops",
     "parallel_tflops",
+    "loop_tflops",
 }
 
 
@@ -34,6 +35,7 @@ def test_bench_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
     r = json.loads(lines[0])
     assert set(r) >= KEYS
     assert r["workload"] == "dense-T10" and r["dtype"] == "fp32" and r["loop_ms"] is None
+    assert r["loop_tflops"] is None
     assert r["fused_ms"] > 0 and r["parallel_ms"] > 0 and r["samples_per_s"] > 0
     assert r["fused_tflops"] == pytest.approx(r["step_gflop"] / r["fused_ms"])
 

@@ -301,6 +301,8 @@ def run(
     res["step_gflop"] = step_flops(w, "soft") / 1e9
     res["fused_tflops"] = step_flops(w, "soft") / res["fused_ms"] / 1e9
     res["parallel_tflops"] = step_flops(w, "parallel") / res["parallel_ms"] / 1e9
+    # the loop does the fused step's FLOPs: its rate says how far fusing can go (compute-bound: ~1x)
+    res["loop_tflops"] = step_flops(w, "soft") / res["loop_ms"] / 1e9 if res["loop_ms"] else None
     res["channels_last"] = channels_last and w.kind == "conv"
     return res
 
