@@ -14,6 +14,11 @@
 #    budget of issue 11 has no room for settings that already lost.
 # 2. The table: 5 paired trials of the four orderings with the chosen settings, at 20% and at 10%
 #    test (the Yang & Hospedales splits), best-on-validation weights.
+# 3. Transfer (softorder transfer): 3 soft and 3 parallel source runs on the 30 background
+#    alphabets with the chosen settings, each adapted to all 20 evaluation alphabets with 1, 5 and
+#    all drawings per character under 3 adaptation seeds (600 steps; an adaptation keeps its
+#    source's settings; scratch takes parallel source 0's), paired. A source's best.pt is not
+#    committed: on a fresh clone the sources train again and only adaptations of other weights rerun.
 # Scale: all 50 alphabets, 28x28 images (padding 1: 28 -> 14 -> 7 -> 3 -> 1), 24 filters (the paper:
 # 105x105, 53 filters). Measured on this 2-core CPU, one thread, 8 images per alphabet and step:
 # soft 1.08 s, single 0.33 s, parallel 0.35 s, permuted 0.36 s (with 32 filters: 1.80 / 0.60 / 0.45
@@ -41,3 +46,6 @@ for TF in 0.2 0.1; do
   "$PY" -m softorder compare omniglot --config "$OUT/tune/chosen.yaml" --trials 5 --workers 2 \
     --set test_fraction=$TF --data-dir "$DATA" --out "$OUT/test-$TF"
 done
+"$PY" -m softorder transfer omniglot --config "$OUT/tune/chosen.yaml" --set alphabet_set=background \
+  --set tasks=30 --sources 3 --seeds 3 --new-tasks 20 --shots 1,5,all --adapt-set steps=600 \
+  --workers 2 --data-dir "$DATA" --out results/omniglot50-transfer

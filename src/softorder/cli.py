@@ -11,7 +11,7 @@ from pathlib import Path
 
 from softorder import __version__, bench, benchmarks
 from softorder.data.download import fetch, resolve_data_dir
-from softorder.experiments import adapt_cli, analysis_cli, predict_cli
+from softorder.experiments import adapt_cli, analysis_cli, predict_cli, transfer
 from softorder.experiments.compare import compare
 from softorder.nn.orderings import ORDERINGS
 from softorder.report import cli as report_cli
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_compare(sub)
     _add_data(sub)
-    for module in (analysis_cli, report_cli, bench, adapt_cli, predict_cli):
+    for module in (analysis_cli, report_cli, bench, adapt_cli, transfer, predict_cli):
         module.register(sub)
     return parser
 

@@ -116,10 +116,10 @@ def test_pool_workers_end_when_compare_is_killed(tmp_path: Path) -> None:
     script.write_text(
         "import multiprocessing as mp, os, time\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from softorder.experiments.compare import _die_with_parent\n"
+        "from softorder.experiments.compare import die_with_parent\n"
         "if __name__ == '__main__':\n"
         "    ctx = mp.get_context('spawn')\n"
-        "    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_die_with_parent)\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=die_with_parent)\n"
         "    print(pool.submit(os.getpid).result(), flush=True)\n"
         "    pool.submit(time.sleep, 60)\n"
         "    time.sleep(60)\n"

@@ -22,8 +22,9 @@ multitask net, with the trainer of the paper's runs (Sec. 4). New tasks come fro
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,7 @@ def run_modes(
     results = [adapt(run_dir, tasks, cfg_overrides, m, out / m, quiet) for m in modes]
     summary = {
         "source": str(run_dir),
+        "source_sha256": source_fingerprint(run_dir),
         "tasks": [t.name for t in tasks],
         "train_rows": [int(t.x_train.shape[0]) for t in tasks],
         **(extra or {}),
@@ -202,3 +204,56 @@ def new_tasks_for(
         raise ValueError(f"--new-tasks must be at least 1, got {num_new}")
     return benchmarks.get(benchmark).new_tasks(source, num_new, skip, data_dir,
                                                 source.seed if seed is None else seed)
+
+
+def source_fingerprint(run_dir: str | Path) -> str:
+    """SHA-256 of the run's ``best.pt``: which trained layers an adaptation used (a source run
+    trained again, e.g. on another machine, has other weights and so another fingerprint)."""
+    return hashlib.sha256(RunDir(Path(run_dir)).best.read_bytes()).hexdigest()
+
+
+def adapt_shots(
+    run_dir: str | Path,
+    modes: Sequence[str],
+    out: str | Path,
+    shots: Sequence[int | None] = (None,),
+    new_tasks: int = 5,
+    skip: int = 0,
+    benchmark: str | None = None,
+    cfg_overrides: dict[str, Any] | None = None,
+    data_dir: str | None = None,
+    quiet: bool = True,
+    on_shots: Callable[[str, Path, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """:func:`run_modes` once per entry of ``shots`` (training drawings kept per class; ``None``:
+    all) on ``new_tasks`` tasks the run did not train on, each into ``out/shots-K`` (into ``out``
+    itself for a single entry). The new tasks' splits, kept drawings and initialisation come from
+    the ``seed`` of ``cfg_overrides`` (default: the run's), the same for every mode: paired.
+    Writes and returns ``out/adapt_summary.json``: mean test error by shots and mode, with the
+    source's :func:`source_fingerprint`. ``on_shots(label, folder, run_modes summary)`` is called
+    after each entry."""
+    source, _ = load_source(run_dir)
+    benchmark = benchmark or source.benchmark
+    overrides = dict(cfg_overrides or {})
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    seed = source.replace(seed=overrides.get("seed", source.seed)).seed
+    all_tasks = new_tasks_for(source, benchmark, new_tasks, skip, data_dir, seed)
+    for k, v in benchmarks.get(benchmark).adapt_overrides(source).items():  # e.g. the new tasks' set
+        overrides.setdefault(k, v)
+    out = Path(out)
+    table: dict[str, dict[str, float]] = {}
+    for kept in shots:
+        label = str(kept or "all")
+        tasks = [subsample_shots(t, kept, seed * 1000 + i) for i, t in enumerate(all_tasks)]
+        where = out / f"shots-{label}" if len(shots) > 1 else out
+        s = run_modes(run_dir, tasks, modes, where, overrides, quiet=quiet,
+                      extra={"benchmark": benchmark, "shots": kept, "seed": seed})
+        table[label] = {r["mode"]: r["mean_test_error"] for r in s["results"]}
+        if on_shots:
+            on_shots(label, where, s)
+    summary = {"source": str(run_dir), "source_sha256": source_fingerprint(run_dir),
+               "benchmark": benchmark, "seed": seed, "tasks": [t.name for t in all_tasks],
+               "mean_test_error": table}
+    (out / "adapt_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

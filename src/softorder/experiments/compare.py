@@ -56,7 +56,7 @@ def _tasks(cfg: Config) -> list[TaskData]:
     return _cached_tasks(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Pool-worker initialiser: on Linux, end this worker when the process that started it dies
     (a killed ``compare`` would otherwise leave its workers training, unseen, for minutes)."""
     if sys.platform.startswith("linux"):
@@ -179,7 +179,7 @@ def compare(
             done(group, submit(lambda fn, *a: fn(*a), kind, group))
     else:
         spawn = mp.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_die_with_parent) as pool:
+        with ProcessPoolExecutor(workers, mp_context=spawn, initializer=die_with_parent) as pool:
             futures = {submit(pool.submit, kind, group): group for kind, group in units}
             for fut in as_completed(futures):
                 done(futures[fut], fut.result())

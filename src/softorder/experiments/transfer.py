@@ -1,0 +1,225 @@
+"""``softorder transfer``: learned layers on new tasks, over several source runs and adaptation
+seeds, paired (the building-blocks test of the paper's Sec. 6, repeated).
+
+1. **Sources.** ``compare`` trains soft and parallel ordering, ``sources`` trials each (seeds
+   0..sources-1), on the benchmark's tasks (an Omniglot run of the 30 background alphabets:
+   ``--set alphabet_set=background --set tasks=30``).
+2. **Adaptations** (:func:`~softorder.experiments.adapt.adapt_shots`) to ``new_tasks`` tasks the
+   sources never saw, for every kept number of drawings per class in ``shots``. A *unit* is a
+   source index i and an adaptation seed s (the new tasks' splits, kept drawings and
+   initialisation, the same for every mode):
+
+   * ``soft`` — the layers of soft source i, frozen, with a new S (from zero) and new decoders;
+   * ``parallel`` — the core of parallel source i, frozen, in parallel order, with new decoders;
+   * ``scratch`` — each new task alone, trained from scratch; it uses no source, so it runs once
+     per seed s (with the config of parallel source 0).
+
+3. **Table** (``OUT/results.json``, ``OUT/results.md``): per shots, each mode's mean test error
+   ± 95% CI over its runs; paired tests of soft vs parallel over the units (i, s), and of soft and
+   parallel vs scratch over the seeds s (each mode's mean over the sources of that seed).
+
+Resumable: an adaptation whose ``adapt_summary.json`` names the current source weights
+(:func:`~softorder.experiments.adapt.source_fingerprint`; any, for scratch) is not redone; a
+source trial whose ``best.pt`` is missing (a fresh clone holds only the small files) is trained
+again, and its adaptations with it when its weights came out different.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from softorder import benchmarks
+from softorder.atomic import atomic_write_bytes, write_json
+from softorder.experiments.adapt import adapt_shots, source_fingerprint
+from softorder.experiments.adapt_cli import parse_shots
+from softorder.experiments.compare import compare, die_with_parent
+from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
+from softorder.train.config import Config
+from softorder.train.config_files import parse_overrides
+from softorder.train.rundir import RESULTS_JSON, RESULTS_MD, RunDir
+
+SOURCES = ("soft", "parallel")  # the ordering each mode's layers come from
+LABELS = {
+    "soft": "frozen soft-trained layers + new S + decoders",
+    "parallel": "frozen parallel core + new decoders",
+    "scratch": "each new task alone from scratch",
+}
+
+Unit = tuple[str, int | None, int]  # (mode, source index or None for scratch, adaptation seed)
+
+
+def _source(out: Path, ordering: str, i: int) -> Path:
+    return out / "sources" / "runs" / ordering / f"trial{i}"
+
+
+def _unit_dir(out: Path, unit: Unit) -> Path:
+    mode, i, s = unit
+    return out / "adapt" / (f"{mode}-seed{s}" if i is None else f"{mode}-source{i}-seed{s}")
+
+
+def _unit_source(out: Path, unit: Unit) -> Path:
+    mode, i, _ = unit
+    return _source(out, "parallel" if mode == "scratch" else mode, i or 0)
+
+
+def _done(out: Path, unit: Unit) -> dict[str, Any] | None:
+    """The unit's summary when it finished on the current source weights, else None."""
+    path = _unit_dir(out, unit) / "adapt_summary.json"
+    if not path.is_file():
+        return None
+    summary: dict[str, Any] = json.loads(path.read_text())
+    if unit[0] == "scratch":  # uses the source's config, not its weights
+        return summary
+    return summary if summary.get("source_sha256") == source_fingerprint(_unit_source(out, unit)) else None
+
+
+def _adapt_unit(out: str, unit: Unit, shots: list[int | None], new_tasks: int, skip: int,
+                overrides: dict[str, Any], data_dir: str | None) -> dict[str, Any]:
+    root = Path(out)
+    mode, _, seed = unit
+    return adapt_shots(_unit_source(root, unit), [mode], _unit_dir(root, unit), shots, new_tasks, skip,
+                       cfg_overrides={**overrides, "seed": seed}, data_dir=data_dir)
+
+
+def transfer(
+    cfg: Config,
+    out: str | Path,
+    per_ordering: dict[str, dict[str, Any]] | None = None,
+    sources: int = 3,
+    seeds: int = 3,
+    shots: list[int | None] | None = None,
+    new_tasks: int = 20,
+    skip: int = 0,
+    adapt_overrides: dict[str, Any] | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """Train the sources of ``cfg`` (``per_ordering``: their settings), adapt them, write the
+    table into ``out`` and return it (see the module docstring)."""
+    if sources < 1 or seeds < 1:
+        raise ValueError(f"transfer needs at least one source and one seed, got {sources} and {seeds}")
+    if "seed" in (adapt_overrides or {}):
+        raise ValueError("--adapt-set seed: the adaptation seeds are 0..seeds-1 (--seeds); leave it out")
+    out, shots = Path(out), shots or [None]
+    for o in SOURCES:  # small files alone (a fresh clone): train the run again to get its weights
+        for i in range(sources):
+            run = _source(out, o, i)
+            if RunDir(run).finished() and not RunDir(run).best.is_file():
+                print(f"transfer: {run} has no best.pt; training it again", flush=True)
+                shutil.rmtree(run)
+    src = compare(cfg, out / "sources", SOURCES, sources, per_ordering=per_ordering, workers=workers,
+                  progress=False)
+    units: list[Unit] = [(m, i, s) for m in SOURCES for s in range(seeds) for i in range(sources)]
+    units += [("scratch", None, s) for s in range(seeds)]
+    todo = [u for u in units if _done(out, u) is None]
+    print(f"transfer: {len(units) - len(todo)} of {len(units)} adaptations done; {len(todo)} to run",
+          flush=True)
+    for u in todo:  # stale (other source weights) or cut short: the unit starts again
+        shutil.rmtree(_unit_dir(out, u), ignore_errors=True)
+    args = (shots, new_tasks, skip, dict(adapt_overrides or {}), cfg.data.data_dir)
+    if todo:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers or 1, mp_context=spawn, initializer=die_with_parent) as pool:
+            for unit, _ in zip(todo, pool.map(_adapt_unit, [str(out)] * len(todo), todo,
+                                              *([a] * len(todo) for a in args))):
+                print(f"transfer: {_unit_dir(out, unit).name} done", flush=True)
+    labels = [str(k or "all") for k in shots]
+    summary = summarise({u: _done(out, u) or {} for u in units}, sources, seeds, labels)
+    summary["sources"] = {o: src["methods"][o]["test_error_mean"] for o in SOURCES}
+    summary["new_tasks"] = (_done(out, units[0]) or {}).get("tasks")
+    write_json(out / RESULTS_JSON, summary)
+    atomic_write_bytes(out / RESULTS_MD, transfer_markdown(summary).encode())
+    return summary
+
+
+def summarise(
+    done: dict[Unit, dict[str, Any]], sources: int, seeds: int, labels: list[str]
+) -> dict[str, Any]:
+    """Per shots label: each mode's errors, mean and CI, and the paired tests (module docstring)."""
+    def err(unit: Unit, label: str) -> float:
+        return float(done[unit]["mean_test_error"][label][unit[0]])
+
+    table: dict[str, Any] = {}
+    for label in labels:
+        by_unit = {m: [err((m, i, s), label) for s in range(seeds) for i in range(sources)] for m in SOURCES}
+        by_seed = {m: [sum(err((m, i, s), label) for i in range(sources)) / sources for s in range(seeds)]
+                   for m in SOURCES}
+        by_seed["scratch"] = [err(("scratch", None, s), label) for s in range(seeds)]
+        values = {**by_unit, "scratch": by_seed["scratch"]}
+        table[label] = {
+            "errors": values,
+            "mean_ci95": {m: mean_ci95(v) for m, v in values.items()},
+            "tests": {
+                "soft vs parallel (units)": paired_test(by_unit["soft"], by_unit["parallel"]),
+                "soft vs scratch (seeds)": paired_test(by_seed["soft"], by_seed["scratch"]),
+                "parallel vs scratch (seeds)": paired_test(by_seed["parallel"], by_seed["scratch"]),
+            },
+        }
+    return {"num_sources": sources, "num_seeds": seeds, "shots": table}
+
+
+def transfer_markdown(summary: dict[str, Any]) -> str:
+    """The table of :func:`transfer` as Markdown."""
+    labels = list(summary["shots"])
+    n, s = summary["num_sources"], summary["num_seeds"]
+    lines = [
+        f"# Transfer: {n} source runs per ordering x {s} adaptation seeds",
+        "",
+        f"| mean test error % (± 95% CI) | {' | '.join(f'shots {k}' for k in labels)} |",
+        f"|---|{'---|' * len(labels)}",
+    ]
+    for m, text in LABELS.items():
+        pairs = (summary["shots"][k]["mean_ci95"][m] for k in labels)
+        cells = [fmt_pm(mean, half, 100, 1) for mean, half in pairs]
+        lines.append(f"| {text} (`{m}`) | {' | '.join(cells)} |")
+    lines += ["", "| paired test: mean difference pp (p, wins/losses) | " + " | ".join(labels) + " |",
+              f"|---|{'---|' * len(labels)}"]
+    for name in summary["shots"][labels[0]]["tests"]:
+        cells = []
+        for k in labels:
+            t = summary["shots"][k]["tests"][name]
+            cells.append(f"{100 * t['mean_diff']:+.1f} (p {fmt_p(t['p_value'])}, {t['wins']}/{t['losses']})")
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    src = summary.get("sources") or {}
+    if src:
+        lines += ["", "Source runs, mean test error on their own tasks: "
+                  + ", ".join(f"{o} {100 * e:.1f}%" for o, e in src.items())]
+    return "\n".join(lines) + "\n"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``softorder transfer`` to the command line."""
+    p = subparsers.add_parser("transfer", help="learned layers on new tasks: several sources and seeds, "
+                              "paired (Sec. 6)", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("benchmark", choices=benchmarks.adaptable())
+    p.add_argument("--config", help="a YAML config (default: the benchmark's)")
+    p.add_argument("--sources", type=int, default=3, help="source runs per ordering (default 3)")
+    p.add_argument("--seeds", type=int, default=3, help="adaptation seeds (default 3)")
+    p.add_argument("--shots", type=parse_shots, default=[None], metavar="K[,K...]",
+                   help="training drawings kept per class: numbers and/or 'all' (default all)")
+    p.add_argument("--new-tasks", type=int, default=5, help="number of new tasks (default 5)")
+    p.add_argument("--skip", type=int, default=0, help="omniglot: skip this many new alphabets first")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config key of the source runs")
+    p.add_argument("--adapt-set", dest="adapt_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config key of the adaptation runs, e.g. steps=600")
+    p.add_argument("--workers", type=int, help="processes (default 1)")
+    p.add_argument("--data-dir", help="data directory (default ~/.cache/softorder)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_transfer)
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    overrides = [*args.overrides, *([f"data_dir={args.data_dir}"] if args.data_dir else [])]
+    cfg, per = benchmarks.benchmark_config(args.benchmark, False, overrides, args.config)
+    summary = transfer(cfg, args.out, per, args.sources, args.seeds, args.shots, args.new_tasks, args.skip,
+                       parse_overrides(args.adapt_overrides), args.workers)
+    print(transfer_markdown(summary), end="")
+    print(f"results in {Path(args.out) / RESULTS_MD} and {Path(args.out) / RESULTS_JSON}")
+    return 0
