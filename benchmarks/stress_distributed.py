@@ -20,18 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-CONFIG = """\
-benchmark: synthetic
-tasks: 3
-width: 16
-dropout: 0.0
-steps: 40
-batch_size: 16
-eval_every: 20
-checkpoint_every: 20
-lr: 0.003
-threads: 1
-"""
+CONFIG = (Path(__file__).parent / "distributed_smoke.yaml").read_text()  # shared with the test
 TAIL = 60  # stderr lines shown per failure (torchrun's own report alone takes about 40)
 
 

@@ -24,18 +24,7 @@ from softorder.train.config import Config
 from softorder.train.config_files import load_config
 from softorder.train.sources import TaskSampler
 
-CONFIG = """
-benchmark: synthetic
-tasks: 3
-width: 16
-dropout: 0.0
-steps: 40
-batch_size: 16
-eval_every: 20
-checkpoint_every: 20
-lr: 0.003
-threads: 1
-"""
+CONFIG = (Path(__file__).parents[2] / "benchmarks" / "distributed_smoke.yaml").read_text()
 TOL = 1e-4
 
 
