@@ -55,7 +55,11 @@ def test_short_run_writes_run_files(data_dir: Path, tmp_path: Path) -> None:
         assert len(rec["train_loss"]) == len(rec["val_loss"]) == len(rec["val_error"]) == 40
         assert len(rec["S"]) == 40 and len(rec["S"][0]) == 4
         assert rec["mean_val_error"] == pytest.approx(sum(rec["val_error"]) / 40)
+        h = rec["health"]  # run health on the first validation images, which every attribute reads
+        assert len(h["rms"]) == len(h["dead"]) == len(h["dead_tasks"]) == len(h["s_entropy"]) == 4
+        assert all(r > 0 for r in h["rms"]) and all(0 <= d < 1 for d in h["dead"])
     assert set(r) >= RESULT_KEYS
+    assert set(r["health"]) == {"dead_last_depth", "at_chance", "unhealthy"}
     assert r["benchmark"] == "celeba" and r["ordering"] == "soft" and r["steps"] == 20
     assert r["task_names"] == list(CELEBA_ATTRIBUTES)
     assert len(r["test_error"]) == len(r["test_accuracy"]) == 40

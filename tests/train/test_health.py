@@ -44,6 +44,27 @@ def test_measure_alive_and_dead_cores(ordering: str) -> None:
     assert h["dead"] == [1.0] * 4 and h["rms"] == [0.0] * 4
 
 
+@pytest.mark.parametrize("ordering", ["parallel", "soft"])
+def test_shared_input_probe(ordering: str) -> None:
+    """CelebA's probe: one batch every task reads; parallel order computes one path for all."""
+    from softorder.nn.network import shared_encoder_net
+
+    torch.manual_seed(0)
+    net = shared_encoder_net(torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU()), [2, 2], width=8,
+                             ordering=ordering)
+    x = torch.randn(40, 5)
+    labels = torch.tensor([[1, 0], [1, 1], [0, 0], [1, 0]])
+    probe = health.Probe.shared(x, labels)
+    assert probe.rows == 32 and probe.xs.shape[0] == 32  # type: ignore[union-attr]
+    p = torch.tensor([0.75, 0.25], dtype=torch.float64)
+    assert probe.chance == pytest.approx((-(p * p.log() + (1 - p) * (1 - p).log())).tolist())
+    h = health.measure(net, probe)
+    assert len(h["rms"]) == 4 and all(r > 0 for r in h["rms"]) and h["dead_tasks"] == [0] * 4
+    with torch.no_grad():
+        net.core.bank.bias.fill_(-1e3)
+    assert health.measure(net, probe)["dead_tasks"] == [2] * 4
+
+
 def test_verdict_and_one_warning(capsys: pytest.CaptureFixture[str]) -> None:
     net, tasks = _net("soft")
     with torch.no_grad():

@@ -29,7 +29,7 @@ from softorder.data.download import resolve_data_dir
 from softorder.data.tasks import TaskData
 from softorder.nn.backbones import NUM_ATTRIBUTES, WEIGHTS_HELP, celeba_net
 from softorder.nn.network import MultiTaskNet
-from softorder.train import distributed
+from softorder.train import distributed, health
 from softorder.train.config import Config, DataConfig, ModelConfig, key
 from softorder.train.run import Setup
 from softorder.train.sources import LoaderBatches, LoaderEvaluator
@@ -112,7 +112,24 @@ class CelebA(Benchmark):
         source = LoaderBatches(loaders["train"], cfg.seed, net.num_tasks, run.channels_last)
         scored = {s: loaders[s] for s in ("val", "test")}
         evaluator = LoaderEvaluator(scored, run.precision, run.channels_last)
-        return Setup(net, source, evaluator, list(CELEBA_ATTRIBUTES[: net.num_tasks]))
+        return Setup(net, source, evaluator, list(CELEBA_ATTRIBUTES[: net.num_tasks]),
+                     probe=celeba_probe(loaders, net.num_tasks))
+
+
+def celeba_probe(loaders: dict[str, DataLoader[Any]], num_tasks: int) -> health.Probe:
+    """Run health's probe: the first validation images, which every attribute reads, and each
+    attribute's chance loss from the training labels."""
+    val, train = loaders["val"].dataset, loaders["train"].dataset
+    n = min(health.PROBE_ROWS, len(val))  # type: ignore[arg-type]
+    images = torch.stack([val[i][0] for i in range(n)])
+    return health.Probe.shared(images, _labels(train)[:, :num_tasks])
+
+
+def _labels(dataset: Any) -> torch.Tensor:
+    """The ``[N, 40]`` labels of a CelebA dataset or of a Subset of one."""
+    if isinstance(dataset, Subset):
+        return _labels(dataset.dataset)[torch.as_tensor(list(dataset.indices))]
+    return dataset.labels  # type: ignore[no-any-return]
 
 
 def celeba_loaders(cfg: Config, device: torch.device) -> dict[str, DataLoader[Any]]:

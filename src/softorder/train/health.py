@@ -1,8 +1,9 @@
 """Run health: is the core still alive, is the loss leaving chance, how committed is S?
 
-Measured at every evaluation on a fixed probe (the first ``PROBE_ROWS`` validation rows of every
-task, fewer if a task has fewer), in eval mode, and logged in ``metrics.jsonl`` (``health``) and
-TensorBoard (``health/``):
+Measured at every evaluation on a fixed :class:`Probe` (the first ``PROBE_ROWS`` validation rows
+of every task, fewer if a task has fewer; or, when every task reads the same inputs as CelebA's
+attributes do, the first ``PROBE_ROWS`` validation inputs), in eval mode, and logged in
+``metrics.jsonl`` (``health``) and TensorBoard (``health/``):
 
 * ``rms[k]`` — root mean square of the core's output at depth k (over rows and units);
 * ``dead[k]`` — fraction of units at depth k that are zero on every probe row (a conv unit is a
@@ -23,9 +24,11 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
@@ -35,25 +38,54 @@ PROBE_ROWS = 32
 CHANCE_FRACTION = 0.95
 
 
+@dataclass
+class Probe:
+    """The fixed inputs health is measured on: one batch of ``rows`` rows per task (a list), or
+    one batch that every task reads (a tensor), and each task's chance loss (:func:`chance_losses`)."""
+
+    xs: list[Tensor] | Tensor
+    rows: int
+    chance: list[float]
+
+    @classmethod
+    def of_tasks(cls, tasks: Sequence[TaskData]) -> Probe:
+        """The first validation rows of every task (as many for each: any ordering takes equal blocks)."""
+        rows = min(PROBE_ROWS, *(t.x_val.shape[0] for t in tasks))
+        return cls([t.x_val[:rows] for t in tasks], rows, chance_losses(tasks))
+
+    @classmethod
+    def shared(cls, x: Tensor, train_labels: Tensor) -> Probe:
+        """The first ``PROBE_ROWS`` of the inputs ``x`` that every task reads, with binary tasks'
+        chance from their training labels ``[N, T]`` in {0, 1} (the entropy of each task's prior)."""
+        p = train_labels.double().mean(0).clamp(1e-12, 1 - 1e-12)
+        chance = (-(p * p.log() + (1 - p) * (1 - p).log())).tolist()
+        return cls(x[:PROBE_ROWS], min(PROBE_ROWS, x.shape[0]), chance)
+
+
 @torch.no_grad()
-def measure(net: MultiTaskNet, tasks: Sequence[TaskData]) -> dict[str, Any]:
+def measure(net: MultiTaskNet, probe: Probe | Sequence[TaskData]) -> dict[str, Any]:
     """Per-depth activation RMS and dead-unit fraction on the probe, and the entropy of S."""
+    probe = probe if isinstance(probe, Probe) else Probe.of_tasks(probe)
     was_training = net.training
     net.eval()
     device = next(net.parameters()).device
-    rows = min(PROBE_ROWS, *(t.x_val.shape[0] for t in tasks))  # equal blocks (any ordering accepts)
-    xs = [as_input(t.x_val[:rows].to(device)) for t in tasks]
+    x = as_input(probe.xs.to(device)) if isinstance(probe.xs, Tensor) else [
+        as_input(xt.to(device)) for xt in probe.xs
+    ]
     try:
         with net.core.recording() as trace:
-            net(xs)
+            net(x)
     finally:
         net.train(was_training)
+    num_tasks = net.num_tasks
     rms, dead, dead_tasks = [], [], []
     for y in trace:
         y = y.float()
         units = y.flatten(2) if y.dim() > 2 else y.unsqueeze(2)  # [N, units, positions]
         alive = (units != 0).any(dim=2)  # [N, units]
-        per_task = alive.view(len(tasks), rows, -1).any(dim=1)  # [T, units]: alive for that task
+        if alive.shape[0] == probe.rows:  # one path for all tasks (parallel order on shared inputs)
+            alive = alive.repeat(num_tasks, 1)
+        per_task = alive.view(num_tasks, probe.rows, -1).any(dim=1)  # [T, units]: alive for that task
         rms.append(float(y.pow(2).mean().sqrt()))
         dead.append(float(1.0 - alive.any(dim=0).float().mean()))
         dead_tasks.append(int((~per_task.any(dim=1)).sum()))
@@ -84,13 +116,14 @@ class Monitor:
     """Health of one run while it trains: adds ``health`` to each validation record, warns once
     when the run looks dead, and gives the flags of the last record (``result.json``)."""
 
-    def __init__(self, tasks: Sequence[TaskData], steps: int, name: str = "this run") -> None:
-        self.tasks, self.chance, self.steps, self.name = list(tasks), chance_losses(tasks), steps, name
+    def __init__(self, probe: Probe | Sequence[TaskData], steps: int, name: str = "this run") -> None:
+        self.probe = probe if isinstance(probe, Probe) else Probe.of_tasks(probe)
+        self.chance, self.steps, self.name = self.probe.chance, steps, name
         self.flags = {"dead_last_depth": False, "at_chance": False}
         self.warned = False
 
     def update(self, net: MultiTaskNet, record: Evaluation) -> None:
-        record.extras["health"] = measure(net, self.tasks)
+        record.extras["health"] = measure(net, self.probe)
         self.flags = verdict(record.to_dict(), self.chance)
         # a dead last depth never recovers; the loss may sit at chance for a while before it drops
         # (the L2 mixture on the quick Omniglot core leaves it only after 100-150 of 400 steps)

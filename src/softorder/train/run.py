@@ -35,7 +35,7 @@ class Setup:
     source: BatchSource
     evaluator: Evaluator
     task_names: list[str]
-    probe: Sequence[TaskData] | None = None
+    probe: Sequence[TaskData] | health.Probe | None = None
     preprocessing: dict[str, Any] | None = None
 
 
