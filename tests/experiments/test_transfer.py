@@ -14,9 +14,9 @@ FAST = ["--set", "steps=30", "--set", "eval_every=10", "--set", "checkpoint_ever
         "--set", "width=16", "--adapt-set", "steps=20", "--adapt-set", "eval_every=10"]
 
 
-def _transfer(out: Path) -> list[str]:
+def _transfer(out: Path, *extra: str) -> list[str]:
     return ["transfer", "synthetic", "--sources", "2", "--seeds", "2", "--shots", "1,all", "--new-tasks",
-            "2", "--workers", "1", "--out", str(out), *FAST]
+            "2", "--workers", "1", "--out", str(out), *FAST, *extra]
 
 
 def test_transfer_pairs_sources_and_seeds_and_resumes(
@@ -27,28 +27,39 @@ def test_transfer_pairs_sources_and_seeds_and_resumes(
     assert "0 of 10 adaptations done; 10 to run" in capsys.readouterr().out
     r = json.loads((out / "results.json").read_text())
     assert set(r["shots"]) == {"1", "all"} and r["num_sources"] == 2 and r["num_seeds"] == 2
+    assert r["settings"]["shots"] == ["1", "all"] and r["settings"]["new_tasks"] == 2
     for label in ("1", "all"):
         errors, tests = r["shots"][label]["errors"], r["shots"][label]["tests"]
-        assert {m: len(v) for m, v in errors.items()} == {"soft": 4, "parallel": 4, "scratch": 2}
-        assert all(0.0 <= e <= 1.0 for v in errors.values() for e in v)
-        assert tests["soft vs parallel (units)"]["n"] == 4 and tests["soft vs scratch (seeds)"]["n"] == 2
+        assert [len(row) for row in errors["soft"]] == [2, 2] and len(errors["scratch"]) == 2
+        assert all(0.0 <= e <= 1.0 for m in ("soft", "parallel") for row in errors[m] for e in row)
+        assert {t["n"] for t in tests.values()} == {2}  # sources or seeds, never the 4 dependent units
+        soft = [sum(row) / 2 for row in errors["soft"]]  # the CI is over sources (means over seeds)
+        assert r["shots"][label]["mean_ci95"]["soft"][0] == pytest.approx(sum(soft) / 2)
     # the units are what their folders say: soft source 1, seed 0, one drawing per class
     unit = json.loads((out / "adapt" / "soft-source1-seed0" / "adapt_summary.json").read_text())
     assert unit["seed"] == 0 and unit["source"].endswith("soft/trial1")
-    assert r["shots"]["1"]["errors"]["soft"][1] == unit["mean_test_error"]["1"]["soft"]
+    assert r["shots"]["1"]["errors"]["soft"][1][0] == unit["mean_test_error"]["1"]["soft"]
     assert "frozen soft-trained layers" in (out / "results.md").read_text()
 
-    # again: nothing is redone
-    assert main(_transfer(out)) == 0
-    assert "10 of 10 adaptations done; 0 to run" in capsys.readouterr().out
-    # a source trained again on other weights: its adaptations are redone (scratch uses no weights)
+    # other weights for a source (its 2 units redo; scratch uses no weights) and a unit cut short
     best = out / "sources" / "runs" / "parallel" / "trial0" / "best.pt"
     state = torch.load(best, weights_only=True)
     torch.save({k: v + 1 if k.startswith("core.bank.") else v for k, v in state.items()}, best)
+    (out / "adapt" / "scratch-seed1" / "transfer_unit.json").write_text('{"unit": ["scr')
     assert main(_transfer(out)) == 0
-    assert "8 of 10 adaptations done; 2 to run" in capsys.readouterr().out
-    # a source holding only its small files (a fresh clone) is trained again
-    best.unlink()
-    assert main(_transfer(out)) == 0
-    assert "parallel/trial0 has no best.pt; training it again" in capsys.readouterr().out
-    assert best.is_file()
+    assert "7 of 10 adaptations done; 3 to run" in capsys.readouterr().out
+    # other adaptation settings redo every unit; a source with its small files alone trains again
+    (out / "sources" / "runs" / "soft" / "trial1" / "best.pt").unlink()
+    assert main(_transfer(out, "--adapt-set", "lr=0.002")) == 0
+    said = capsys.readouterr().out
+    assert "soft/trial1 has no best.pt; training it again" in said
+    assert "0 of 10 adaptations done; 10 to run" in said
+    assert (out / "sources" / "runs" / "soft" / "trial1" / "best.pt").is_file()
+
+
+def test_transfer_refuses_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_transfer(tmp_path / "t", "--adapt-set", "seed=3")) == 2
+    assert "--adapt-set seed: the adaptation seeds are" in capsys.readouterr().err
+    assert main(_transfer(tmp_path / "t", "--adapt-set", "ordering=soft")) == 2
+    assert "--set ordering: the mode and --new-tasks decide it" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

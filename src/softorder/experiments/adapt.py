@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 
 from softorder import benchmarks
+from softorder.atomic import write_json
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
 from softorder.train.config import Config
@@ -83,7 +83,8 @@ def subsample_shots(task: TaskData, shots: int | None, seed: int = 0) -> TaskDat
     return dataclasses.replace(task, x_train=task.x_train[idx], y_train=task.y_train[idx])
 
 
-def _adapt_config(source: Config, mode: str, num_tasks: int, overrides: dict[str, Any]) -> Config:
+def adapt_config(source: Config, mode: str, num_tasks: int, overrides: dict[str, Any]) -> Config:
+    """The config of an adaptation in ``mode`` of a run of ``source`` to ``num_tasks`` new tasks."""
     if mode not in MODES:
         raise ValueError(f"unknown adapt mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode != "scratch" and source.model.ordering == "single":
@@ -134,7 +135,7 @@ def adapt(
     if not tasks:
         raise ValueError("no new tasks to adapt to: give at least one TaskData")
     source, bank = load_source(run_dir)
-    cfg = _adapt_config(source, mode, len(tasks), dict(cfg_overrides or {}))
+    cfg = adapt_config(source, mode, len(tasks), dict(cfg_overrides or {}))
     out = Path(out) if out is not None else run_dir / "adapt" / mode
     RunDir(out).start_fresh()
     if cfg.run.threads:
@@ -173,7 +174,7 @@ def run_modes(
     results = [adapt(run_dir, tasks, cfg_overrides, m, out / m, quiet) for m in modes]
     summary = {
         "source": str(run_dir),
-        "source_sha256": source_fingerprint(run_dir),
+        "source_sha256": (extra or {}).get("source_sha256") or source_fingerprint(run_dir),
         "tasks": [t.name for t in tasks],
         "train_rows": [int(t.x_train.shape[0]) for t in tasks],
         **(extra or {}),
@@ -184,7 +185,7 @@ def run_modes(
         ],
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "adapt_results.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "adapt_results.json", summary)
     return summary
 
 
@@ -232,6 +233,7 @@ def adapt_shots(
     Writes and returns ``out/adapt_summary.json``: mean test error by shots and mode, with the
     source's :func:`source_fingerprint`. ``on_shots(label, folder, run_modes summary)`` is called
     after each entry."""
+    fingerprint = source_fingerprint(run_dir)  # of the weights this call starts from
     source, _ = load_source(run_dir)
     benchmark = benchmark or source.benchmark
     overrides = dict(cfg_overrides or {})
@@ -247,13 +249,12 @@ def adapt_shots(
         label = str(kept or "all")
         tasks = [subsample_shots(t, kept, seed * 1000 + i) for i, t in enumerate(all_tasks)]
         where = out / f"shots-{label}" if len(shots) > 1 else out
-        s = run_modes(run_dir, tasks, modes, where, overrides, quiet=quiet,
-                      extra={"benchmark": benchmark, "shots": kept, "seed": seed})
+        extra = {"benchmark": benchmark, "shots": kept, "seed": seed, "source_sha256": fingerprint}
+        s = run_modes(run_dir, tasks, modes, where, overrides, quiet=quiet, extra=extra)
         table[label] = {r["mode"]: r["mean_test_error"] for r in s["results"]}
         if on_shots:
             on_shots(label, where, s)
-    summary = {"source": str(run_dir), "source_sha256": source_fingerprint(run_dir),
-               "benchmark": benchmark, "seed": seed, "tasks": [t.name for t in all_tasks],
-               "mean_test_error": table}
-    (out / "adapt_summary.json").write_text(json.dumps(summary, indent=2))
+    summary = {"source": str(run_dir), "source_sha256": fingerprint, "benchmark": benchmark, "seed": seed,
+               "tasks": [t.name for t in all_tasks], "mean_test_error": table}
+    write_json(out / "adapt_summary.json", summary)
     return summary

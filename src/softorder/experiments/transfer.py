@@ -1,27 +1,32 @@
 """``softorder transfer``: learned layers on new tasks, over several source runs and adaptation
 seeds, paired (the building-blocks test of the paper's Sec. 6, repeated).
 
-1. **Sources.** ``compare`` trains soft and parallel ordering, ``sources`` trials each (seeds
-   0..sources-1), on the benchmark's tasks (an Omniglot run of the 30 background alphabets:
-   ``--set alphabet_set=background --set tasks=30``).
+1. **Sources.** ``compare`` trains soft and parallel ordering, ``sources`` trials each (trial k has
+   the config's seed + k), on the benchmark's tasks (an Omniglot run of the 30 background
+   alphabets: ``--set alphabet_set=background --set tasks=30``).
 2. **Adaptations** (:func:`~softorder.experiments.adapt.adapt_shots`) to ``new_tasks`` tasks the
    sources never saw, for every kept number of drawings per class in ``shots``. A *unit* is a
-   source index i and an adaptation seed s (the new tasks' splits, kept drawings and
+   source index i and an adaptation seed s = 0, 1, ... (the new tasks' splits, kept drawings and
    initialisation, the same for every mode):
 
    * ``soft`` — the layers of soft source i, frozen, with a new S (from zero) and new decoders;
    * ``parallel`` — the core of parallel source i, frozen, in parallel order, with new decoders;
-   * ``scratch`` — each new task alone, trained from scratch; it uses no source, so it runs once
-     per seed s (with the config of parallel source 0).
+   * ``scratch`` — each new task alone, trained from scratch; it uses no source weights, so it runs
+     once per seed s (with the config of parallel source 0).
 
+   An adaptation keeps its source's settings (lr, dropout, ...) unless ``adapt_overrides`` change them.
 3. **Table** (``OUT/results.json``, ``OUT/results.md``): per shots, each mode's mean test error
-   ± 95% CI over its runs; paired tests of soft vs parallel over the units (i, s), and of soft and
-   parallel vs scratch over the seeds s (each mode's mean over the sources of that seed).
+   ± 95% CI over its independent runs (soft and parallel: over sources, each the mean over seeds;
+   scratch: over seeds), and paired tests: soft vs parallel over the sources (means over seeds)
+   and over the seeds (means over sources), soft and parallel vs scratch over the seeds. The units
+   (i, s) are not independent (a source's units share its layers, a seed's share its splits), so
+   no test treats them as such.
 
-Resumable: an adaptation whose ``adapt_summary.json`` names the current source weights
-(:func:`~softorder.experiments.adapt.source_fingerprint`; any, for scratch) is not redone; a
-source trial whose ``best.pt`` is missing (a fresh clone holds only the small files) is trained
-again, and its adaptations with it when its weights came out different.
+Resumable: a finished unit (``transfer_unit.json`` records its settings and the SHA-256 of its
+source's ``best.pt``, :func:`~softorder.experiments.adapt.source_fingerprint`) is not redone
+while both match (scratch: its settings alone); a source trial whose ``best.pt`` is missing (a
+fresh clone holds only the small files) is trained again, and its units with it when its weights
+come out different.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any
 
 from softorder import benchmarks
 from softorder.atomic import atomic_write_bytes, write_json
-from softorder.experiments.adapt import adapt_shots, source_fingerprint
+from softorder.experiments.adapt import adapt_config, adapt_shots, new_tasks_for, source_fingerprint
 from softorder.experiments.adapt_cli import parse_shots
 from softorder.experiments.compare import compare, die_with_parent
 from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
@@ -50,6 +55,7 @@ LABELS = {
     "parallel": "frozen parallel core + new decoders",
     "scratch": "each new task alone from scratch",
 }
+UNIT_FILE = "transfer_unit.json"
 
 Unit = tuple[str, int | None, int]  # (mode, source index or None for scratch, adaptation seed)
 
@@ -68,23 +74,63 @@ def _unit_source(out: Path, unit: Unit) -> Path:
     return _source(out, "parallel" if mode == "scratch" else mode, i or 0)
 
 
-def _done(out: Path, unit: Unit) -> dict[str, Any] | None:
-    """The unit's summary when it finished on the current source weights, else None."""
-    path = _unit_dir(out, unit) / "adapt_summary.json"
-    if not path.is_file():
+def _read(path: Path) -> dict[str, Any] | None:
+    """A JSON object, or None when the file is missing or unreadable (a unit cut short)."""
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
         return None
-    summary: dict[str, Any] = json.loads(path.read_text())
-    if unit[0] == "scratch":  # uses the source's config, not its weights
-        return summary
-    return summary if summary.get("source_sha256") == source_fingerprint(_unit_source(out, unit)) else None
+    return obj if isinstance(obj, dict) else None
 
 
-def _adapt_unit(out: str, unit: Unit, shots: list[int | None], new_tasks: int, skip: int,
-                overrides: dict[str, Any], data_dir: str | None) -> dict[str, Any]:
+class _Units:
+    """Each unit's settings and, once finished on them, its summary."""
+
+    def __init__(self, out: Path, settings: dict[str, Any]) -> None:
+        self.out, self.settings = out, settings
+        self._prints: dict[Path, str] = {}
+
+    def fingerprint(self, run: Path) -> str:
+        if run not in self._prints:
+            self._prints[run] = source_fingerprint(run)
+        return self._prints[run]
+
+    def expected(self, unit: Unit) -> dict[str, Any]:
+        source = benchmarks.load_config(RunDir(_unit_source(self.out, unit)).config, saved=True).to_dict()
+        source.pop("data_dir", None)  # a path of this machine, not a setting
+        marker: dict[str, Any] = {"unit": list(unit), "settings": self.settings, "source_config": source}
+        if unit[0] != "scratch":  # scratch uses the source's config, not its weights
+            marker["source_sha256"] = self.fingerprint(_unit_source(self.out, unit))
+        return json.loads(json.dumps(marker))  # as it reads back from the file
+
+    def done(self, unit: Unit) -> dict[str, Any] | None:
+        folder = _unit_dir(self.out, unit)
+        if _read(folder / UNIT_FILE) != self.expected(unit):
+            return None
+        return _read(folder / "adapt_summary.json")
+
+
+def _adapt_unit(out: str, unit: Unit, marker: dict[str, Any], shots: list[int | None], new_tasks: int,
+                skip: int, overrides: dict[str, Any], data_dir: str | None) -> None:
     root = Path(out)
     mode, _, seed = unit
-    return adapt_shots(_unit_source(root, unit), [mode], _unit_dir(root, unit), shots, new_tasks, skip,
-                       cfg_overrides={**overrides, "seed": seed}, data_dir=data_dir)
+    folder = _unit_dir(root, unit)
+    adapt_shots(_unit_source(root, unit), [mode], folder, shots, new_tasks, skip,
+                cfg_overrides={**overrides, "seed": seed}, data_dir=data_dir)
+    write_json(folder / UNIT_FILE, marker)  # last: the unit counts as done from here on
+
+
+def _check(cfg: Config, per: dict[str, dict[str, Any]], new_tasks: int, skip: int,
+           overrides: dict[str, Any]) -> None:
+    """Refuse what would only fail in the adaptations, after the sources have trained."""
+    if cfg.benchmark not in benchmarks.adaptable():
+        raise ValueError(f"{cfg.benchmark} has no new tasks to adapt to; transfer takes "
+                         f"{', '.join(benchmarks.adaptable())}")
+    if "seed" in overrides:
+        raise ValueError("--adapt-set seed: the adaptation seeds are 0..seeds-1 (--seeds); leave it out")
+    for mode, o in (("soft", "soft"), ("parallel", "parallel"), ("scratch", "parallel")):
+        benchmarks.check(adapt_config(cfg.replace(**per.get(o, {})), mode, new_tasks, overrides))
+    new_tasks_for(cfg, cfg.benchmark, new_tasks, skip, cfg.data.data_dir)  # enough new tasks?
 
 
 def transfer(
@@ -94,44 +140,51 @@ def transfer(
     sources: int = 3,
     seeds: int = 3,
     shots: list[int | None] | None = None,
-    new_tasks: int = 20,
+    new_tasks: int = 5,
     skip: int = 0,
     adapt_overrides: dict[str, Any] | None = None,
     workers: int | None = None,
 ) -> dict[str, Any]:
     """Train the sources of ``cfg`` (``per_ordering``: their settings), adapt them, write the
-    table into ``out`` and return it (see the module docstring)."""
+    table into ``out`` and return it (see the module docstring). ``workers`` processes (default
+    1; compare's default, the CPU cores, for the sources) share the adaptations."""
     if sources < 1 or seeds < 1:
         raise ValueError(f"transfer needs at least one source and one seed, got {sources} and {seeds}")
-    if "seed" in (adapt_overrides or {}):
-        raise ValueError("--adapt-set seed: the adaptation seeds are 0..seeds-1 (--seeds); leave it out")
+    per, overrides = dict(per_ordering or {}), dict(adapt_overrides or {})
+    _check(cfg, per, new_tasks, skip, overrides)
+    if (workers or 1) > 1 and cfg.run.threads is None:
+        overrides.setdefault("threads", 1)  # one thread per process, as compare's pool does
     out, shots = Path(out), shots or [None]
+    labels = [str(k or "all") for k in shots]
+    settings = {"shots": labels, "new_tasks": new_tasks, "skip": skip, "adapt_overrides": overrides}
     for o in SOURCES:  # small files alone (a fresh clone): train the run again to get its weights
         for i in range(sources):
             run = _source(out, o, i)
             if RunDir(run).finished() and not RunDir(run).best.is_file():
                 print(f"transfer: {run} has no best.pt; training it again", flush=True)
                 shutil.rmtree(run)
-    src = compare(cfg, out / "sources", SOURCES, sources, per_ordering=per_ordering, workers=workers,
-                  progress=False)
+    src = compare(cfg, out / "sources", SOURCES, sources, per_ordering=per, workers=workers, progress=False)
+    book = _Units(out, settings)
     units: list[Unit] = [(m, i, s) for m in SOURCES for s in range(seeds) for i in range(sources)]
     units += [("scratch", None, s) for s in range(seeds)]
-    todo = [u for u in units if _done(out, u) is None]
+    todo = [u for u in units if book.done(u) is None]
     print(f"transfer: {len(units) - len(todo)} of {len(units)} adaptations done; {len(todo)} to run",
           flush=True)
-    for u in todo:  # stale (other source weights) or cut short: the unit starts again
+    for u in todo:  # on other settings or weights, or cut short: the unit starts again
         shutil.rmtree(_unit_dir(out, u), ignore_errors=True)
-    args = (shots, new_tasks, skip, dict(adapt_overrides or {}), cfg.data.data_dir)
     if todo:
+        args = (shots, new_tasks, skip, overrides, cfg.data.data_dir)
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers or 1, mp_context=spawn, initializer=die_with_parent) as pool:
-            for unit, _ in zip(todo, pool.map(_adapt_unit, [str(out)] * len(todo), todo,
-                                              *([a] * len(todo) for a in args))):
+            jobs = [pool.submit(_adapt_unit, str(out), u, book.expected(u), *args) for u in todo]
+            for unit, job in zip(todo, jobs):
+                job.result()
                 print(f"transfer: {_unit_dir(out, unit).name} done", flush=True)
-    labels = [str(k or "all") for k in shots]
-    summary = summarise({u: _done(out, u) or {} for u in units}, sources, seeds, labels)
+    done = {u: book.done(u) or {} for u in units}
+    summary = summarise(done, sources, seeds, labels)
+    summary["settings"] = settings
     summary["sources"] = {o: src["methods"][o]["test_error_mean"] for o in SOURCES}
-    summary["new_tasks"] = (_done(out, units[0]) or {}).get("tasks")
+    summary["new_task_names"] = done[units[0]].get("tasks")
     write_json(out / RESULTS_JSON, summary)
     atomic_write_bytes(out / RESULTS_MD, transfer_markdown(summary).encode())
     return summary
@@ -146,18 +199,19 @@ def summarise(
 
     table: dict[str, Any] = {}
     for label in labels:
-        by_unit = {m: [err((m, i, s), label) for s in range(seeds) for i in range(sources)] for m in SOURCES}
-        by_seed = {m: [sum(err((m, i, s), label) for i in range(sources)) / sources for s in range(seeds)]
-                   for m in SOURCES}
-        by_seed["scratch"] = [err(("scratch", None, s), label) for s in range(seeds)]
-        values = {**by_unit, "scratch": by_seed["scratch"]}
+        grid = {m: [[err((m, i, s), label) for s in range(seeds)] for i in range(sources)] for m in SOURCES}
+        by_source = {m: [sum(row) / seeds for row in g] for m, g in grid.items()}
+        by_seed = {m: [sum(g[i][s] for i in range(sources)) / sources for s in range(seeds)]
+                   for m, g in grid.items()}
+        scratch = [err(("scratch", None, s), label) for s in range(seeds)]
         table[label] = {
-            "errors": values,
-            "mean_ci95": {m: mean_ci95(v) for m, v in values.items()},
+            "errors": {**grid, "scratch": scratch},  # soft / parallel: [source][seed]
+            "mean_ci95": {**{m: mean_ci95(v) for m, v in by_source.items()}, "scratch": mean_ci95(scratch)},
             "tests": {
-                "soft vs parallel (units)": paired_test(by_unit["soft"], by_unit["parallel"]),
-                "soft vs scratch (seeds)": paired_test(by_seed["soft"], by_seed["scratch"]),
-                "parallel vs scratch (seeds)": paired_test(by_seed["parallel"], by_seed["scratch"]),
+                "soft vs parallel (over sources)": paired_test(by_source["soft"], by_source["parallel"]),
+                "soft vs parallel (over seeds)": paired_test(by_seed["soft"], by_seed["parallel"]),
+                "soft vs scratch (over seeds)": paired_test(by_seed["soft"], scratch),
+                "parallel vs scratch (over seeds)": paired_test(by_seed["parallel"], scratch),
             },
         }
     return {"num_sources": sources, "num_seeds": seeds, "shots": table}
@@ -169,6 +223,9 @@ def transfer_markdown(summary: dict[str, Any]) -> str:
     n, s = summary["num_sources"], summary["num_seeds"]
     lines = [
         f"# Transfer: {n} source runs per ordering x {s} adaptation seeds",
+        "",
+        "Mean test error on the new tasks; the 95% CI is over the sources (each the mean over the seeds)",
+        "for soft and parallel, over the seeds for scratch.",
         "",
         f"| mean test error % (± 95% CI) | {' | '.join(f'shots {k}' for k in labels)} |",
         f"|---|{'---|' * len(labels)}",

@@ -57,6 +57,8 @@ class Probe:
     def shared(cls, x: Tensor, train_labels: Tensor) -> Probe:
         """The first ``PROBE_ROWS`` of the inputs ``x`` that every task reads, with binary tasks'
         chance from their training labels ``[N, T]`` in {0, 1} (the entropy of each task's prior)."""
+        if train_labels.dim() != 2 or not bool(((train_labels == 0) | (train_labels == 1)).all()):
+            raise ValueError("Probe.shared takes binary training labels [N, tasks] in {0, 1}")
         p = train_labels.double().mean(0).clamp(1e-12, 1 - 1e-12)
         chance = (-(p * p.log() + (1 - p) * (1 - p).log())).tolist()
         return cls(x[:PROBE_ROWS], min(PROBE_ROWS, x.shape[0]), chance)
@@ -78,12 +80,13 @@ def measure(net: MultiTaskNet, probe: Probe | Sequence[TaskData]) -> dict[str, A
     finally:
         net.train(was_training)
     num_tasks = net.num_tasks
+    shared_path = isinstance(probe.xs, Tensor) and net.core.shares_path
     rms, dead, dead_tasks = [], [], []
     for y in trace:
         y = y.float()
         units = y.flatten(2) if y.dim() > 2 else y.unsqueeze(2)  # [N, units, positions]
         alive = (units != 0).any(dim=2)  # [N, units]
-        if alive.shape[0] == probe.rows:  # one path for all tasks (parallel order on shared inputs)
+        if shared_path:  # parallel order on one shared input: one path for all tasks
             alive = alive.repeat(num_tasks, 1)
         per_task = alive.view(num_tasks, probe.rows, -1).any(dim=1)  # [T, units]: alive for that task
         rms.append(float(y.pow(2).mean().sqrt()))
