@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
-# Short GPU check of the full-size Omniglot pipeline (50 alphabets, 105x105, bf16): parallel then
-# soft ordering, one seed each, a fixed step budget. Data under .devdata/data (see device_run.sh).
+# One prepared GPU check (issue 11 section 4, issue 13's GPU ratios), about 12 minutes in all:
+# 1. softorder bench on the GPU, fp32 and bf16: the paper's workloads, the block workloads and the
+#    Omniglot conv step (conv-T50: T=50, 105x105, 16 images per task);
+# 2. the 50-alphabet Omniglot comparison at the paper's scale (105x105, 53 filters, padding 0, 20%
+#    test), all four orderings, bf16, as many paired trials as fit (TRIALS, default 4), with the
+#    settings chosen on validation at CPU scale (results/omniglot50/tune/chosen.yaml) where they
+#    exist, else the shipped omniglot.yaml. The CPU-scale keys (image size, filters, padding,
+#    batch, threads) are set back to the paper's. Finished trials' small files go to $OUT.
+# Data under .devdata/data (omniglot/*.zip, as in ../shared/data); run with `carry: [.devdata]`.
+#   OUT=/tmp/out LIMIT=720 bash benchmarks/device_omniglot.sh
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 D=$PWD/.devdata/data
-END=$((SECONDS + ${LIMIT:-150}))
-STEPS=${STEPS:-1200}
-for o in parallel soft; do
-  timeout $((END - SECONDS)) python3 -m softorder train omniglot --data-dir "$D" --quiet --out /tmp/om/$o \
-    --set device=cuda --set precision=bf16 --set ordering=$o --set steps=$STEPS --set eval_every=200 \
-    --set checkpoint_every=400 >> "$OUT/omniglot.log" 2>&1
-  cp /tmp/om/$o/result.json "$OUT/omniglot_$o.json" 2>/dev/null
-  cp /tmp/om/$o/metrics.jsonl "$OUT/omniglot_${o}_metrics.jsonl" 2>/dev/null
+END=$((SECONDS + ${LIMIT:-720}))
+left() { echo $((END - SECONDS > 1 ? END - SECONDS : 1)); }
+nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+W=dense-T10,dense-T40,conv-T50,resmlp-T10,transformer-T8
+for DT in fp32 bf16; do
+  timeout $(left) python3 -m softorder bench --device cuda --dtype $DT --workloads $W --min-time 1 --json \
+    >> "$OUT/bench_gpu.jsonl" 2>> "$OUT/bench_gpu.err"
 done
+CFG=()
+[ -f results/omniglot50/tune/chosen.yaml ] && CFG=(--config results/omniglot50/tune/chosen.yaml)
+timeout $(left) python3 -m softorder compare omniglot "${CFG[@]}" --trials "${TRIALS:-4}" --workers 1 \
+  --set tasks=50 --set image_size=105 --set padding=0 --set channels=53 --set batch_size=8 \
+  --set steps="${STEPS:-1200}" --set eval_every=200 --set checkpoint_every=400 --set test_fraction=0.2 \
+  --set device=cuda --set precision=bf16 --set threads=null --data-dir "$D" --out /tmp/om \
+  > "$OUT/omniglot.log" 2>&1
+cd /tmp && find om -name config.yaml -o -name result.json -o -name metrics.jsonl -o -name 'results.*' \
+  | tar czf "$OUT/omniglot_runs.tar.gz" -T - 2>/dev/null
+ls -la "$OUT"
