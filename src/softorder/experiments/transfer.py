@@ -152,11 +152,11 @@ def transfer(
         raise ValueError(f"transfer needs at least one source and one seed, got {sources} and {seeds}")
     per, overrides = dict(per_ordering or {}), dict(adapt_overrides or {})
     _check(cfg, per, new_tasks, skip, overrides)
-    if (workers or 1) > 1 and cfg.run.threads is None:
-        overrides.setdefault("threads", 1)  # one thread per process, as compare's pool does
     out, shots = Path(out), shots or [None]
     labels = [str(k or "all") for k in shots]
-    settings = {"shots": labels, "new_tasks": new_tasks, "skip": skip, "adapt_overrides": overrides}
+    settings = {"shots": labels, "new_tasks": new_tasks, "skip": skip, "adapt_overrides": dict(overrides)}
+    if (workers or 1) > 1 and cfg.run.threads is None:  # not a setting of the results: not in the record
+        overrides.setdefault("threads", 1)  # one thread per process, as compare's pool does
     for o in SOURCES:  # small files alone (a fresh clone): train the run again to get its weights
         for i in range(sources):
             run = _source(out, o, i)
