@@ -233,8 +233,8 @@ def adapt_shots(
     Writes and returns ``out/adapt_summary.json``: mean test error by shots and mode, with the
     source's :func:`source_fingerprint`. ``on_shots(label, folder, run_modes summary)`` is called
     after each entry."""
+    source, _ = load_source(run_dir)  # first: its errors name a missing or unreadable best.pt
     fingerprint = source_fingerprint(run_dir)  # of the weights this call starts from
-    source, _ = load_source(run_dir)
     benchmark = benchmark or source.benchmark
     overrides = dict(cfg_overrides or {})
     if data_dir:

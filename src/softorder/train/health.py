@@ -59,8 +59,8 @@ class Probe:
         chance from their training labels ``[N, T]`` in {0, 1} (the entropy of each task's prior)."""
         if train_labels.dim() != 2 or not bool(((train_labels == 0) | (train_labels == 1)).all()):
             raise ValueError("Probe.shared takes binary training labels [N, tasks] in {0, 1}")
-        p = train_labels.double().mean(0).clamp(1e-12, 1 - 1e-12)
-        chance = (-(p * p.log() + (1 - p) * (1 - p).log())).tolist()
+        ones = train_labels.double().mean(0)
+        chance = [prior_entropy(torch.stack([1 - m, m])) for m in ones]
         return cls(x[:PROBE_ROWS], min(PROBE_ROWS, x.shape[0]), chance)
 
 
@@ -108,11 +108,13 @@ def s_entropy(net: MultiTaskNet) -> list[float] | None:
 def chance_losses(tasks: Sequence[TaskData]) -> list[float]:
     """Each task's loss when it predicts its class prior (the entropy of its training labels):
     what a net whose core is dead still reaches; log C for balanced classes."""
-    out = []
-    for t in tasks:
-        p = torch.bincount(t.y_train, minlength=t.num_classes).double() / t.y_train.numel()
-        out.append(float(-(p[p > 0] * p[p > 0].log()).sum()))
-    return out
+    return [prior_entropy(torch.bincount(t.y_train, minlength=t.num_classes).double() / t.y_train.numel())
+            for t in tasks]
+
+
+def prior_entropy(p: Tensor) -> float:
+    """Entropy (nats) of class probabilities ``p``: the loss of always predicting them."""
+    return float(-(p[p > 0] * p[p > 0].log()).sum())
 
 
 class Monitor:
