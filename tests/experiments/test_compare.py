@@ -44,6 +44,13 @@ def test_compare_writes_machine_readable_results(tmp_path: Path) -> None:
     # A finished compare is reused, not redone.
     again = compare(cfg, tmp_path, trials=2, workers=1, progress=False, per_ordering={"soft": {"s_lr": 0.05}})
     assert again["methods"]["soft"]["trials"] == s["methods"]["soft"]["trials"]
+    # ... wherever its data directory is now (a location, not a setting); other settings are refused
+    moved = compare(cfg.replace(data_dir=str(tmp_path / "elsewhere")), tmp_path, trials=2, workers=1,
+                    progress=False, per_ordering={"soft": {"s_lr": 0.05}})
+    assert moved["methods"]["parallel"]["trials"] == s["methods"]["parallel"]["trials"]
+    with pytest.raises(FileExistsError, match=r"trial0 holds a run with a different config \(lr\)"):
+        compare(cfg.replace(lr=0.5), tmp_path, trials=2, workers=1, progress=False,
+                per_ordering={"soft": {"s_lr": 0.05}})
 
 
 def test_cli_compare_in_parallel_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

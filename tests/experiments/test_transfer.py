@@ -55,6 +55,13 @@ def test_transfer_pairs_sources_and_seeds_and_resumes(
     assert "soft/trial1 has no best.pt; training it again" in said
     assert "0 of 10 adaptations done; 10 to run" in said
     assert (out / "sources" / "runs" / "soft" / "trial1" / "best.pt").is_file()
+    # a unit that fails ends the run at once with its error (the units queued behind it do not
+    # run: scratch comes last); the units finished before it stay done
+    (out / "sources" / "runs" / "parallel" / "trial1" / "best.pt").write_bytes(b"not a checkpoint")
+    assert main(_transfer(out, "--adapt-set", "lr=0.003")) == 2
+    assert "parallel/trial1/best.pt is unreadable" in capsys.readouterr().err
+    assert (out / "adapt" / "soft-source1-seed1" / "transfer_unit.json").is_file()
+    assert not (out / "adapt" / "scratch-seed1").exists()
 
 
 def test_transfer_refuses_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,7 +34,7 @@ from softorder.experiments.summary import results_markdown, summarise
 from softorder.nn.orderings import ORDERINGS
 from softorder.train import distributed
 from softorder.train.checkpoint import atomic_write_bytes, write_json
-from softorder.train.config import Config
+from softorder.train.config import LOCATIONS, Config
 from softorder.train.rundir import RESULTS_JSON, RESULTS_MD, RunDir
 from softorder.train.yaml12 import read_mapping
 
@@ -71,9 +71,10 @@ def _check_config(cfg: Config, out: Path) -> None:
     run = RunDir(out)
     if run.started() and run.config.exists():
         theirs = Config.from_dict(read_mapping(run.config), source=str(run.config), saved=True)
-        if theirs != cfg:
+        different = [k for k in theirs.differences(cfg) if k not in LOCATIONS]
+        if different:
             raise FileExistsError(
-                f"{out} holds a run with a different config ({', '.join(theirs.differences(cfg))}); "
+                f"{out} holds a run with a different config ({', '.join(different)}); "
                 "use another --out or delete that folder"
             )
 

@@ -35,7 +35,7 @@ import argparse
 import json
 import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from softorder.experiments.adapt import adapt_config, adapt_shots, new_tasks_for
 from softorder.experiments.adapt_cli import parse_shots
 from softorder.experiments.compare import compare, die_with_parent
 from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
-from softorder.train.config import Config
+from softorder.train.config import LOCATIONS, Config
 from softorder.train.config_files import parse_overrides
 from softorder.train.rundir import RESULTS_JSON, RESULTS_MD, RunDir
 
@@ -97,7 +97,8 @@ class _Units:
 
     def expected(self, unit: Unit) -> dict[str, Any]:
         source = benchmarks.load_config(RunDir(_unit_source(self.out, unit)).config, saved=True).to_dict()
-        source.pop("data_dir", None)  # a path of this machine, not a setting
+        for key in LOCATIONS:  # paths of this machine, not settings
+            source.pop(key, None)
         marker: dict[str, Any] = {"unit": list(unit), "settings": self.settings, "source_config": source}
         if unit[0] != "scratch":  # scratch uses the source's config, not its weights
             marker["source_sha256"] = self.fingerprint(_unit_source(self.out, unit))
@@ -176,11 +177,21 @@ def transfer(
         args = (shots, new_tasks, skip, overrides, cfg.data.data_dir)
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers or 1, mp_context=spawn, initializer=die_with_parent) as pool:
-            jobs = [pool.submit(_adapt_unit, str(out), u, book.expected(u), *args) for u in todo]
-            for unit, job in zip(todo, jobs):
-                job.result()
-                print(f"transfer: {_unit_dir(out, unit).name} done", flush=True)
-    done = {u: book.done(u) or {} for u in units}
+            jobs = {pool.submit(_adapt_unit, str(out), u, book.expected(u), *args): u for u in todo}
+            try:
+                for job in as_completed(jobs):
+                    job.result()
+                    print(f"transfer: {_unit_dir(out, jobs[job]).name} done", flush=True)
+            except BaseException:  # the first failure ends the run; finished units stay done
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    done: dict[Unit, dict[str, Any]] = {}
+    for u in units:
+        got = book.done(u)
+        if got is None:
+            raise RuntimeError(f"transfer: {_unit_dir(out, u)} did not read back as finished on these "
+                               "settings; delete that folder and run the command again")
+        done[u] = got
     summary = summarise(done, sources, seeds, labels)
     summary["settings"] = settings
     summary["sources"] = {o: src["methods"][o]["test_error_mean"] for o in SOURCES}
@@ -225,7 +236,8 @@ def transfer_markdown(summary: dict[str, Any]) -> str:
         f"# Transfer: {n} source runs per ordering x {s} adaptation seeds",
         "",
         "Mean test error on the new tasks; the 95% CI is over the sources (each the mean over the seeds)",
-        "for soft and parallel, over the seeds for scratch.",
+        "for soft and parallel, over the seeds for scratch. The tests over the seeds hold these sources",
+        "fixed (they say nothing of other source runs); only the test over the sources does.",
         "",
         f"| mean test error % (± 95% CI) | {' | '.join(f'shots {k}' for k in labels)} |",
         f"|---|{'---|' * len(labels)}",

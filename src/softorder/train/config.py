@@ -29,6 +29,9 @@ RESUMABLE = frozenset({
     "steps", "lr", "s_lr", "weight_decay", "lr_warmup", "eval_every", "checkpoint_every", "batch_size",
     "device", "precision", "compile", "channels_last", "threads", "data_dir", "num_workers",
 })
+#: Keys that say where things are on this machine, not what a run is: a finished run is reused
+#: whatever they say (the same trial with ``--data-dir ~/.cache/softorder`` or ``../shared/data``).
+LOCATIONS = frozenset({"data_dir"})
 
 
 @dataclass(frozen=True)
