@@ -138,7 +138,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     s = compare(cfg, out, orderings, trials, per, workers=args.workers, vectorise=args.vectorise)
     print()
     print((out / RESULTS_MD).read_text())
-    print(f"finished in {s['wall_time_s']:.0f} s; results in {out}/results.json and {out}/results.md")
+    reused = f" ({s['trials_reused']} trials reused)" if s.get("trials_reused") else ""
+    print(f"finished in {s['wall_time_s']:.0f} s{reused}; results in {out}/results.json and {out}/results.md")
     print(f"see the plots: softorder report {out}")
     return 0
 

@@ -40,10 +40,19 @@ def test_compare_writes_machine_readable_results(tmp_path: Path) -> None:
     o0 = torch.load(tmp_path / "runs/permuted/trial0/best.pt", weights_only=True)["core.order"]
     o1 = torch.load(tmp_path / "runs/permuted/trial1/best.pt", weights_only=True)["core.order"]
     assert not torch.equal(o0, o1)
-    assert s["wall_time_s"] > 0
-    # A finished compare is reused, not redone.
+    assert s["wall_time_s"] > 0 and s["trials_reused"] == 0
+    # A finished compare is reused, not redone: re-reading it rewrites the same results.json.
+    before = (tmp_path / "results.json").read_bytes()
     again = compare(cfg, tmp_path, trials=2, workers=1, progress=False, per_ordering={"soft": {"s_lr": 0.05}})
     assert again["methods"]["soft"]["trials"] == s["methods"]["soft"]["trials"]
+    assert (tmp_path / "results.json").read_bytes() == before
+    # A resumed one counts what it read back; its wall time is its own.
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs/single/trial1")
+    resumed = compare(cfg, tmp_path, trials=2, workers=1, progress=False,
+                      per_ordering={"soft": {"s_lr": 0.05}})
+    assert resumed["trials_reused"] == 2 * 4 - 1
     # ... wherever its data directory is now (a location, not a setting); other settings are refused
     moved = compare(cfg.replace(data_dir=str(tmp_path / "elsewhere")), tmp_path, trials=2, workers=1,
                     progress=False, per_ordering={"soft": {"s_lr": 0.05}})

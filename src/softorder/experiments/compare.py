@@ -159,6 +159,7 @@ def compare(
         )
     units = _units(jobs, vectorise and trials > 1)
     workers = workers or min(len(units), os.cpu_count() or 1)
+    reused = sum(RunDir(d).finished() for *_, d in jobs)
     start = time.perf_counter()
     results: dict[tuple[str, int], dict[str, Any]] = {}
     threads = 1 if workers > 1 else None
@@ -185,10 +186,25 @@ def compare(
             for fut in as_completed(futures):
                 done(futures[fut], fut.result())
     summary = summarise(cfg, orderings, trials, results, per_ordering)
-    summary["wall_time_s"] = time.perf_counter() - start
+    summary.update(_timing(out, time.perf_counter() - start, reused, len(jobs)))
     write_json(out / RESULTS_JSON, summary)
     atomic_write_bytes(out / RESULTS_MD, results_markdown(summary).encode())
     return summary
+
+
+def _timing(out: Path, elapsed: float, reused: int, total: int) -> dict[str, Any]:
+    """``wall_time_s`` of this invocation and the ``trials_reused`` it read back finished. An
+    invocation that trained nothing keeps the timing of the run that wrote ``out/results.json``, so
+    re-reading finished trials rewrites the same file; a resumed comparison's time covers only its
+    own invocation."""
+    now: dict[str, Any] = {"trials_reused": reused, "wall_time_s": elapsed}
+    if reused == total:
+        try:
+            old = json.loads((out / RESULTS_JSON).read_text())
+            return {k: old[k] for k in ("trials_reused", "wall_time_s") if k in old} or now
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return now
 
 
 def _progress(on: bool, done: int, total: int, o: str, k: int, r: dict[str, Any]) -> None:
