@@ -25,7 +25,8 @@
 # / 0.38 s); a validation pass 1-3.5 s. So one trial of the four methods is ~35 CPU minutes and
 # the table (2 x 5 trials) ~5.8 CPU hours (~2.9 h on the two cores); a four-method tuning setting
 # (2 seeds) took 3,400 s on the two cores, so the tuning (3 shared + 2 soft-only settings) is
-# ~3.3 h. Resumable: run the same command again. Every finished run's small files (config.yaml, result.json, metrics.jsonl) live under results/omniglot50/ and are committed;
+# ~3.3 h. Measured end to end: each table 3.6-3.7 CPU hours (~1.9 h wall), the transfer 2.8 CPU
+# hours (85 min wall). Resumable: run the same command again. Every finished run's small files (config.yaml, result.json, metrics.jsonl) live under results/omniglot50/ and are committed;
 # compare reuses a finished trial from them alone (checkpoints, best.pt and tb/ are not committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
