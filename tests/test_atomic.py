@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import pytest
 
-from softorder.atomic import atomic_write, atomic_write_bytes, write_json
+from softorder.atomic import atomic_write, atomic_write_bytes, read_json_object, write_json
 
 
 @pytest.fixture
@@ -53,3 +53,12 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
         atomic_write(path, boom)
     assert path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.md"]
+
+
+def test_read_json_object_is_none_for_what_is_not_a_whole_object(tmp_path: Path) -> None:
+    write_json(tmp_path / "ok.json", {"a": 1})
+    assert read_json_object(tmp_path / "ok.json") == {"a": 1}
+    (tmp_path / "cut.json").write_text('{"a": ')  # a file cut short
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for name in ("missing.json", "cut.json", "list.json"):
+        assert read_json_object(tmp_path / name) is None

@@ -53,6 +53,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when the file is missing, unreadable or not an object."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Strict JSON: a NaN or infinity (an undefined statistic) is written as ``null``."""
     atomic_write_bytes(path, (json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n").encode())

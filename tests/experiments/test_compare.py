@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,8 +48,6 @@ def test_compare_writes_machine_readable_results(tmp_path: Path) -> None:
     assert again["methods"]["soft"]["trials"] == s["methods"]["soft"]["trials"]
     assert (tmp_path / "results.json").read_bytes() == before
     # A resumed one counts what it read back; its wall time is its own.
-    import shutil
-
     shutil.rmtree(tmp_path / "runs/single/trial1")
     resumed = compare(cfg, tmp_path, trials=2, workers=1, progress=False,
                       per_ordering={"soft": {"s_lr": 0.05}})

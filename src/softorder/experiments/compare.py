@@ -29,11 +29,11 @@ from typing import Any
 import torch
 
 from softorder import benchmarks
+from softorder.atomic import atomic_write_bytes, read_json_object, write_json
 from softorder.data.tasks import TaskData
 from softorder.experiments.summary import results_markdown, summarise
 from softorder.nn.orderings import ORDERINGS
 from softorder.train import distributed
-from softorder.train.checkpoint import atomic_write_bytes, write_json
 from softorder.train.config import LOCATIONS, Config
 from softorder.train.rundir import RESULTS_JSON, RESULTS_MD, RunDir
 from softorder.train.yaml12 import read_mapping
@@ -197,14 +197,11 @@ def _timing(out: Path, elapsed: float, reused: int, total: int) -> dict[str, Any
     invocation that trained nothing keeps the timing of the run that wrote ``out/results.json``, so
     re-reading finished trials rewrites the same file; a resumed comparison's time covers only its
     own invocation."""
-    now: dict[str, Any] = {"trials_reused": reused, "wall_time_s": elapsed}
-    if reused == total:
-        try:
-            old = json.loads((out / RESULTS_JSON).read_text())
-            return {k: old[k] for k in ("trials_reused", "wall_time_s") if k in old} or now
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    return now
+    if reused == total and (old := read_json_object(out / RESULTS_JSON)):
+        kept: dict[str, Any] = {k: old[k] for k in ("trials_reused", "wall_time_s") if k in old}
+        if kept:
+            return kept
+    return {"trials_reused": reused, "wall_time_s": elapsed}
 
 
 def _progress(on: bool, done: int, total: int, o: str, k: int, r: dict[str, Any]) -> None:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from softorder import benchmarks
-from softorder.atomic import atomic_write_bytes, write_json
+from softorder.atomic import atomic_write_bytes, read_json_object, write_json
 from softorder.experiments.adapt import adapt_config, adapt_shots, new_tasks_for, source_fingerprint
 from softorder.experiments.adapt_cli import parse_shots
 from softorder.experiments.compare import compare, die_with_parent
@@ -74,15 +74,6 @@ def _unit_source(out: Path, unit: Unit) -> Path:
     return _source(out, "parallel" if mode == "scratch" else mode, i or 0)
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    """A JSON object, or None when the file is missing or unreadable (a unit cut short)."""
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
 class _Units:
     """Each unit's settings and, once finished on them, its summary."""
 
@@ -106,9 +97,9 @@ class _Units:
 
     def done(self, unit: Unit) -> dict[str, Any] | None:
         folder = _unit_dir(self.out, unit)
-        if _read(folder / UNIT_FILE) != self.expected(unit):
+        if read_json_object(folder / UNIT_FILE) != self.expected(unit):
             return None
-        return _read(folder / "adapt_summary.json")
+        return read_json_object(folder / "adapt_summary.json")  # None: a unit cut short
 
 
 def _adapt_unit(out: str, unit: Unit, marker: dict[str, Any], shots: list[int | None], new_tasks: int,
