@@ -111,7 +111,7 @@ def core_options(cfg: Config) -> dict[str, Any]:
     """The builders' arguments for the ordered core, from the model section (Sec. 3.3)."""
     m = cfg.model
     return dict(num_layers=m.num_layers, depth=m.depth, ordering=m.ordering, dropout=m.dropout, seed=cfg.seed,
-                init=m.init, temperature=m.temperature, soft_norm=m.soft_norm)
+                init=m.init, temperature=m.temperature, soft_norm=m.soft_norm, depth_norm=m.depth_norm)
 
 
 def core_bank(cfg: Config, features: int) -> BankFactory | None:

@@ -79,7 +79,9 @@ def _check_config(cfg: Config, out: Path) -> None:
             )
 
 
-def _run_one(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[str, Any]:
+def run_trial(cfg_dict: dict[str, Any], out: str, threads: int | None) -> dict[str, Any]:
+    """Train the run of ``cfg_dict`` in ``out`` and return its ``result.json``: read back when it
+    finished, resumed from its checkpoint when it started (a pool worker's unit of work)."""
     if threads:
         torch.set_num_threads(threads)
     cfg, run = Config.from_dict(cfg_dict), RunDir(out)
@@ -169,7 +171,7 @@ def compare(
             cfgs, outs = [c.to_dict() for _, _, c, _ in group], [str(d) for *_, d in group]
             return call(_run_group, cfgs, outs, threads)
         _, _, c, d = group[0]
-        return call(_run_one, c.to_dict(), str(d), threads)
+        return call(run_trial, c.to_dict(), str(d), threads)
 
     def done(group: list[tuple[str, int, Config, Path]], got: Any) -> None:
         for (o, k, _, _), r in zip(group, got if isinstance(got, list) else [got], strict=True):

@@ -15,6 +15,7 @@ from softorder.nn.heads import (
 from softorder.nn.module_bank import ModuleBank
 from softorder.nn.network import MultiTaskNet, conv_net, dense_net, shared_encoder_net
 from softorder.nn.orderings import (
+    DEPTH_NORMS,
     ORDERINGS,
     Ordering,
     ParallelOrdering,
@@ -23,12 +24,14 @@ from softorder.nn.orderings import (
     SingleTaskOrdering,
     SoftOrdering,
     make_ordering,
+    rms_normalise,
     soft_order_step,
 )
 from softorder.nn.reference import reference_forward, reference_soft_order
 from softorder.nn.soft_order import SoftOrder
 
 __all__ = [
+    "DEPTH_NORMS",
     "ORDERINGS",
     "ConvBank",
     "Decoders",
@@ -54,6 +57,7 @@ __all__ = [
     "make_ordering",
     "reference_forward",
     "reference_soft_order",
+    "rms_normalise",
     "shared_encoder_net",
     "soft_order_step",
 ]

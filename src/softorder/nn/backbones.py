@@ -152,6 +152,7 @@ def celeba_net(
     init: Init = "torch",
     temperature: float = 1.0,
     soft_norm: str = "none",
+    depth_norm: str = "none",
     small_backbone: bool = False,
     pretrained_download: bool = False,
     bank: BankFactory | None = None,
@@ -189,5 +190,6 @@ def celeba_net(
         init=init,
         temperature=temperature,
         soft_norm=soft_norm,
+        depth_norm=depth_norm,
         bank=bank,
     )

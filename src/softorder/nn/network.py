@@ -174,6 +174,7 @@ def dense_core(
     *,
     orders_on_device: bool = False,
     bank: BankFactory | None = None,
+    depth_norm: str = "none",
 ) -> Ordering:
     """``num_layers`` shared dense ReLU layers of ``width`` in the given ordering (Sec. 3), or the
     layers ``bank`` makes (rows of ``width`` features in and out)."""
@@ -187,6 +188,7 @@ def dense_core(
         temperature=temperature,
         norm=soft_norm,
         orders_on_device=orders_on_device,
+        depth_norm=depth_norm,
     )
 
 
@@ -205,6 +207,7 @@ def dense_net(
     init: Init = "torch",
     temperature: float = 1.0,
     soft_norm: str = "none",
+    depth_norm: str = "none",
     check_finite: bool = False,
     orders_on_device: bool = False,
     bank: BankFactory | None = None,
@@ -222,7 +225,7 @@ def dense_net(
     encoders = DenseEncoders(ins, width, frozen=encoder == "frozen")
     core = dense_core(
         ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm,
-        orders_on_device=orders_on_device, bank=bank,
+        orders_on_device=orders_on_device, bank=bank, depth_norm=depth_norm,
     )
     return MultiTaskNet(encoders, core, Decoders(width, num_classes, flags), check_finite)
 
@@ -242,6 +245,7 @@ def conv_net(
     init: Init = "torch",
     temperature: float = 1.0,
     soft_norm: str = "none",
+    depth_norm: str = "none",
     check_finite: bool = False,
     channels_last: bool = False,
     orders_on_device: bool = False,
@@ -268,6 +272,7 @@ def conv_net(
         norm=soft_norm,
         channels_last=channels_last,
         orders_on_device=orders_on_device,
+        depth_norm=depth_norm,
     )
     out = core.bank.output_shape((channels, *image_shape[1:]), core.depth)
     features = int(torch.tensor(out).prod())
@@ -290,6 +295,7 @@ def shared_encoder_net(
     init: Init = "torch",
     temperature: float = 1.0,
     soft_norm: str = "none",
+    depth_norm: str = "none",
     orders_on_device: bool = False,
     bank: BankFactory | None = None,
 ) -> MultiTaskNet:
@@ -300,6 +306,6 @@ def shared_encoder_net(
     flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
     core = dense_core(
         ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm,
-        orders_on_device=orders_on_device, bank=bank,
+        orders_on_device=orders_on_device, bank=bank, depth_norm=depth_norm,
     )
     return MultiTaskNet(SharedEncoder(backbone), core, Decoders(width, num_classes, flags))

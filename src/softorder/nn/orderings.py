@@ -41,6 +41,12 @@ from softorder.nn.banks import LayerBank
 
 ORDERINGS = ("single", "parallel", "permuted", "soft")
 SOFT_NORMS = ("none", "l2")
+#: What each depth k reads: ``none`` -- ``y^{k-1}`` as it is (the paper); ``rms`` -- ``y^{k-1}``
+#: divided by its root mean square over the features of each row (:func:`rms_normalise`).
+DEPTH_NORMS = ("none", "rms")
+#: Added to the mean square in :func:`rms_normalise`: small enough that a signal of RMS 1e-5 (a
+#: dying core's last depth) is still scaled to one, and nonzero so an all-zero row stays zero.
+RMS_EPS = 1e-12
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,16 @@ def soft_order_step(outputs: Tensor, weights: Tensor) -> Tensor:
     return (weights.view(*weights.shape, *[1] * (outputs.dim() - 2)) * outputs).sum(1)
 
 
+def rms_normalise(y: Tensor) -> Tensor:
+    """Each row of ``y`` (``[N, *features]``) divided by its root mean square over all its features,
+    in float32 whatever the autocast dtype: a parameter-free scale of one at the input of every
+    depth (``depth_norm="rms"``), so that He initialisation's assumption holds at every depth and
+    Adam's steps of about ``lr`` on the biases stay small next to the signal (docs/results.md,
+    "Soft ordering that cannot die")."""
+    ms = y.float().pow(2).mean(dim=tuple(range(1, y.dim())), keepdim=True)
+    return (y * torch.rsqrt(ms + RMS_EPS)).to(y.dtype)
+
+
 def _to_channels_last(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
     y, *rest = args
     return (y.contiguous(memory_format=torch.channels_last), *rest)
@@ -86,16 +102,23 @@ class Ordering(nn.Module, abc.ABC):
     """An ordered core (Sec. 3): the layer bank ``bank`` applied over ``depth`` depths for
     ``num_tasks`` tasks. Subclasses implement :meth:`forward`, ``y^K`` of every row's task, and
     name themselves in ``name``. ``channels_last=True`` runs an image core on NHWC tensors
-    (:meth:`use_channels_last`)."""
+    (:meth:`use_channels_last`). ``depth_norm`` (one of :data:`DEPTH_NORMS`) says what each depth
+    reads: ``"rms"`` gives ``y^{k-1}`` unit RMS per row first (:meth:`depth_input`)."""
 
     name: ClassVar[str] = ""
 
-    def __init__(self, bank: LayerBank, num_tasks: int, depth: int, *, channels_last: bool = False) -> None:
+    def __init__(
+        self, bank: LayerBank, num_tasks: int, depth: int, *, channels_last: bool = False,
+        depth_norm: str = "none",
+    ) -> None:
         super().__init__()
         if num_tasks < 1:
             raise ValueError(f"num_tasks must be at least 1, got {num_tasks}")
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
+        if depth_norm not in DEPTH_NORMS:
+            raise ValueError(f"unknown depth_norm {depth_norm!r}; choose one of {', '.join(DEPTH_NORMS)}")
+        self.depth_norm = depth_norm
         if channels_last and not bank.supports_channels_last:
             raise ValueError(
                 f"channels_last applies to image banks (ConvBank), not {type(bank).__name__}"
@@ -110,6 +133,11 @@ class Ordering(nn.Module, abc.ABC):
     def forward(self, y: Tensor, rows: Rows) -> Tensor:
         """The core's output ``y^K`` of each row, ``y`` the stacked encoder outputs ``y^0`` whose
         blocks belong to the tasks of ``rows``. Calls :meth:`_depth_done` on every ``y^k``."""
+
+    def depth_input(self, y: Tensor) -> Tensor:
+        """What a depth reads of the previous depth's output ``y^{k-1}`` (or the encoder's ``y^0``):
+        ``y`` itself, or with ``depth_norm="rms"`` each row scaled to unit RMS (:func:`rms_normalise`)."""
+        return rms_normalise(y) if self.depth_norm == "rms" else y
 
     @property
     def channels_last(self) -> bool:
@@ -169,9 +197,9 @@ class HardOrdering(Ordering):
 
     def __init__(
         self, bank: LayerBank, num_tasks: int, depth: int, order: Tensor, *,
-        channels_last: bool = False, orders_on_device: bool = False,
+        channels_last: bool = False, orders_on_device: bool = False, depth_norm: str = "none",
     ) -> None:
-        super().__init__(bank, num_tasks, depth, channels_last=channels_last)
+        super().__init__(bank, num_tasks, depth, channels_last=channels_last, depth_norm=depth_norm)
         self.register_buffer("order", order.long())  # [T, K]; in the state_dict
         self._order_list: list[list[int]] = self.order.tolist()
         self._orders_on_device = orders_on_device
@@ -197,7 +225,7 @@ class HardOrdering(Ordering):
             return self._forward_on_device(y, rows)
         for k in range(self.depth):
             layers = [self._order_list[t][k] for t in rows.tasks]
-            y = self._depth_done(self.bank.segments(y, layers, rows.counts))
+            y = self._depth_done(self.bank.segments(self.depth_input(y), layers, rows.counts))
         return y
 
     def _forward_on_device(self, y: Tensor, rows: Rows) -> Tensor:
@@ -208,7 +236,7 @@ class HardOrdering(Ordering):
             )
         order = self.order[self.bank.index_tensor(rows.tasks, y.device)]  # [S, K]: each block's orders
         for k in range(self.depth):
-            y = self._depth_done(self.bank.blocks(y, order[:, k]))
+            y = self._depth_done(self.bank.blocks(self.depth_input(y), order[:, k]))
         return y
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
@@ -224,12 +252,12 @@ class ParallelOrdering(HardOrdering):
 
     def __init__(
         self, bank: LayerBank, num_tasks: int, depth: int | None = None, *,
-        channels_last: bool = False, orders_on_device: bool = False,
+        channels_last: bool = False, orders_on_device: bool = False, depth_norm: str = "none",
     ) -> None:
         depth = _hard_depth(bank, depth, "parallel")
         order = torch.arange(depth).repeat(num_tasks, 1)
         super().__init__(bank, num_tasks, depth, order, channels_last=channels_last,
-                         orders_on_device=orders_on_device)
+                         orders_on_device=orders_on_device, depth_norm=depth_norm)
 
     @property
     def shares_path(self) -> bool:
@@ -237,7 +265,7 @@ class ParallelOrdering(HardOrdering):
 
     def forward(self, y: Tensor, rows: Rows) -> Tensor:
         for k in range(self.depth):
-            y = self._depth_done(self.bank.layer(k, y))
+            y = self._depth_done(self.bank.layer(k, self.depth_input(y)))
         return y
 
 
@@ -249,13 +277,13 @@ class PermutedOrdering(HardOrdering):
 
     def __init__(
         self, bank: LayerBank, num_tasks: int, depth: int | None = None, seed: int = 0, *,
-        channels_last: bool = False, orders_on_device: bool = False,
+        channels_last: bool = False, orders_on_device: bool = False, depth_norm: str = "none",
     ) -> None:
         depth = _hard_depth(bank, depth, "permuted")
         gen = torch.Generator().manual_seed(seed)
         order = torch.stack([torch.randperm(depth, generator=gen) for _ in range(num_tasks)])
         super().__init__(bank, num_tasks, depth, order, channels_last=channels_last,
-                         orders_on_device=orders_on_device)
+                         orders_on_device=orders_on_device, depth_norm=depth_norm)
 
 
 class SingleTaskOrdering(HardOrdering):
@@ -266,7 +294,7 @@ class SingleTaskOrdering(HardOrdering):
 
     def __init__(
         self, bank: LayerBank, num_tasks: int, depth: int | None = None, *,
-        channels_last: bool = False, orders_on_device: bool = False,
+        channels_last: bool = False, orders_on_device: bool = False, depth_norm: str = "none",
     ) -> None:
         if bank.num_layers % num_tasks:
             raise ValueError(
@@ -281,7 +309,7 @@ class SingleTaskOrdering(HardOrdering):
             )
         order = torch.arange(num_tasks)[:, None] * per_task + torch.arange(per_task)
         super().__init__(bank, num_tasks, per_task, order, channels_last=channels_last,
-                         orders_on_device=orders_on_device)
+                         orders_on_device=orders_on_device, depth_norm=depth_norm)
 
     @property
     def num_layers(self) -> int:
@@ -298,10 +326,10 @@ class SoftOrdering(Ordering):
 
     def __init__(
         self, bank: LayerBank, num_tasks: int, depth: int | None = None, temperature: float = 1.0,
-        norm: str = "none", *, channels_last: bool = False,
+        norm: str = "none", *, channels_last: bool = False, depth_norm: str = "none",
     ) -> None:
         depth = bank.num_layers if depth is None else depth
-        super().__init__(bank, num_tasks, depth, channels_last=channels_last)
+        super().__init__(bank, num_tasks, depth, channels_last=channels_last, depth_norm=depth_norm)
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if norm not in SOFT_NORMS:
@@ -325,6 +353,7 @@ class SoftOrdering(Ordering):
         w = self.weights()[task_ids]  # [N, K, L]: each row gets its task's S
         chunk = self._row_chunk(y)
         for k in range(self.depth):
+            y = self.depth_input(y)
             if chunk is None:
                 y = self._depth_done(soft_order_step(self.bank(y), w[:, k]))
             else:  # the same per row, in blocks of rows whose [rows, L, F] products stay in cache
@@ -344,7 +373,8 @@ class SoftOrdering(Ordering):
 
     def extra_repr(self) -> str:
         return (
-            f"tasks={self.num_tasks}, depth={self.depth}, temperature={self.temperature}, norm={self.norm!r}"
+            f"tasks={self.num_tasks}, depth={self.depth}, temperature={self.temperature}, "
+            f"norm={self.norm!r}, depth_norm={self.depth_norm!r}"
         )
 
 
@@ -370,15 +400,18 @@ def make_ordering(
     *,
     channels_last: bool = False,
     orders_on_device: bool = False,
+    depth_norm: str = "none",
 ) -> Ordering:
     """Build one of the orderings of Sec. 3 by name; ``bank_factory(n)`` must return a bank of
     ``n`` layers. ``orders_on_device`` applies to the hard orderings (soft ordering reads nothing
-    from the host: it is vmap-safe as it is)."""
+    from the host: it is vmap-safe as it is); ``depth_norm`` to every ordering."""
     if name == "soft":
         return SoftOrdering(
-            bank_factory(num_layers), num_tasks, depth, temperature, norm, channels_last=channels_last
+            bank_factory(num_layers), num_tasks, depth, temperature, norm, channels_last=channels_last,
+            depth_norm=depth_norm,
         )
-    options = {"channels_last": channels_last, "orders_on_device": orders_on_device}
+    options: dict[str, Any] = {"channels_last": channels_last, "orders_on_device": orders_on_device,
+                               "depth_norm": depth_norm}
     if name == "parallel":
         return ParallelOrdering(bank_factory(num_layers), num_tasks, depth, **options)
     if name == "permuted":

@@ -15,14 +15,15 @@ import torch
 from torch import Tensor
 
 from softorder.nn.network import Inputs, MultiTaskNet
-from softorder.nn.orderings import HardOrdering, SoftOrdering
+from softorder.nn.orderings import RMS_EPS, HardOrdering, SoftOrdering
 from softorder.nn.soft_order import SoftOrder
 
 
 def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None = None) -> list[Tensor]:
     """Task by task: ``y^0 = E_t(x_t)``; at each depth k
     ``y^k = Σ_j softmax(S[t, k])_j · F_j(y^{k-1})`` (soft, Eq. 7) or ``y^k = F_{order[t, k]}(y^{k-1})``
-    (parallel Eq. 2, permuted Eq. 3, single-task); finally ``D_t(y^K)``."""
+    (parallel Eq. 2, permuted Eq. 3, single-task); finally ``D_t(y^K)``. With ``depth_norm="rms"``
+    each depth first scales each row of ``y^{k-1}`` to unit RMS."""
     tasks = net.check_tasks(tasks)
     xs = [x] * len(tasks) if isinstance(x, Tensor) else list(x)
     core, bank = net.core, net.core.bank
@@ -30,6 +31,7 @@ def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None 
     for t, x_t in zip(tasks, xs):
         y = net.encoders.encode(t, x_t)
         for k in range(core.depth):
+            y = _unit_rms(y) if core.depth_norm == "rms" else y
             if isinstance(core, SoftOrdering):
                 s = core.weights()[t, k]
                 y = cast(Tensor, sum(s[j] * bank.layer(j, y) for j in range(bank.num_layers)))
@@ -42,13 +44,21 @@ def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None 
 
 def reference_soft_order(layer: SoftOrder, x: Tensor, task: int | Tensor) -> Tensor:
     """Row by row: ``y^0 = x_i``; at each depth k ``y^k = Σ_j softmax(S[t_i, k])_j · F_j(y^{k-1})``
-    (Eq. 7) with ``t_i`` row i's task and ``F_j`` block j of the layer's bank; returns ``y^K``."""
+    (Eq. 7) with ``t_i`` row i's task and ``F_j`` block j of the layer's bank (``y^{k-1}`` scaled to
+    unit RMS first with ``depth_norm="rms"``); returns ``y^K``."""
     bank, weights = layer.bank, layer.weights()
     rows = []
     for i, t in enumerate(layer.task_ids(task, x).tolist()):
         y = x[i : i + 1]
         for k in range(layer.depth):
+            y = _unit_rms(y) if layer.core.depth_norm == "rms" else y
             s = weights[t, k]
             y = cast(Tensor, sum(s[j] * bank.layer(j, y) for j in range(bank.num_layers)))
         rows.append(y)
     return torch.cat(rows)
+
+
+def _unit_rms(y: Tensor) -> Tensor:
+    """Each row of ``y`` divided by its root mean square over its features, one row at a time: what
+    ``depth_norm="rms"`` gives each depth to read, written out."""
+    return torch.stack([row / (row.pow(2).mean() + RMS_EPS).sqrt() for row in y])

@@ -32,16 +32,17 @@ class SoftOrder(nn.Module):
 
     ``S`` (``[num_tasks, depth, L]``, zeros at initialisation: every block weighted equally) is
     learned with the blocks. ``norm="l2"`` divides the mixing weights by their L2 norm and
-    ``temperature`` divides S before the softmax (:class:`~softorder.nn.SoftOrdering`).
+    ``temperature`` divides S before the softmax (:class:`~softorder.nn.SoftOrdering`);
+    ``depth_norm="rms"`` gives every depth's input unit RMS per row (:func:`~softorder.nn.rms_normalise`).
     """
 
     def __init__(
         self, blocks: Sequence[nn.Module] | LayerBank, num_tasks: int, depth: int | None = None,
-        norm: str = "none", *, temperature: float = 1.0,
+        norm: str = "none", *, temperature: float = 1.0, depth_norm: str = "none",
     ) -> None:
         super().__init__()
         bank = blocks if isinstance(blocks, LayerBank) else ModuleBank(blocks)
-        self.core = SoftOrdering(bank, num_tasks, depth, temperature, norm)
+        self.core = SoftOrdering(bank, num_tasks, depth, temperature, norm, depth_norm=depth_norm)
 
     @property
     def S(self) -> nn.Parameter:

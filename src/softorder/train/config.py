@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from softorder.nn.blocks import CORES
-from softorder.nn.orderings import ORDERINGS, SOFT_NORMS
+from softorder.nn.orderings import DEPTH_NORMS, ORDERINGS, SOFT_NORMS
 from softorder.train.yaml12 import read_yaml
 
 #: Keys ``softorder train --resume RUN --set key=value`` may change: they are applied to the
@@ -104,6 +104,7 @@ class ModelConfig(Section):
     init: str = key("torch", "str", choices=("torch", "he"))
     temperature: float = key(1.0, "float", gt=0)  # softmax(S / temperature)
     soft_norm: str = key("none", "str", choices=SOFT_NORMS)  # rescale the soft mixture (SoftOrdering)
+    depth_norm: str = key("none", "str", choices=DEPTH_NORMS)  # rms: each depth reads unit-RMS rows
     tokens: int = key(4, "int", ge=1)  # transformer core: each row viewed as tokens of width / tokens
     heads: int = key(2, "int", ge=1)  # transformer core: attention heads
 

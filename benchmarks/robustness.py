@@ -1,0 +1,144 @@
+"""Issue 21: the robustness grid -- does a soft-ordering variant die where parallel ordering trains?
+
+Every (scale, learning rate, variant, seed) is one short run with run health (``train/health.py``);
+a run is *dead* when its last depth is entirely dead for some task, and *at chance* when its mean
+training loss is still >= 95% of the class-prior loss at the end. The table gives, per cell, the
+dead / at-chance counts and the mean validation error (the selection criterion) +- 95% CI.
+
+    python benchmarks/robustness.py run --scales omniglot-105 --data-dir ../shared/data
+    python benchmarks/robustness.py table        # results/robustness/results.md and .json
+
+Runs go to ``results/robustness/<scale>/lr=<lr>/<variant>/seed<s>/`` (config.yaml, metrics.jsonl,
+result.json are committed; checkpoints are not). A finished run is read back, a started one resumes
+from its checkpoint: run the same command again after a stop. Jobs run seed by seed, so the first
+seeds of every cell finish first (a screen), and two at a time (one thread each) on two cores.
+Seeds 100.. are disjoint from the comparison seeds 0..9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from softorder.benchmarks import benchmark_config
+from softorder.experiments.compare import die_with_parent, run_trial
+from softorder.stats import fmt_pm, mean_ci95
+
+OUT = Path("results/robustness")
+FIRST_SEED = 100
+
+#: Each scale: its benchmark, the settings every variant shares, the learning rates, the seeds.
+SCALES: dict[str, dict[str, Any]] = {
+    "omniglot-105": {  # the paper's images and filters, 5 alphabets: the death of issue 21
+        "benchmark": "omniglot", "lrs": (3e-3, 1e-2, 1e-3), "seeds": 5,  # most telling first
+        "set": {"tasks": 5, "image_size": 105, "padding": 0, "channels": 53, "dropout": 0.0, "init": "he",
+                "steps": 200, "batch_size": 8, "eval_every": 25, "checkpoint_every": 50,
+                "select": "val_error", "threads": 1},
+    },
+    "omniglot-28": {  # the CPU scale of the 50-alphabet tables
+        "benchmark": "omniglot", "lrs": (3e-3, 1e-2), "seeds": 3,
+        "set": {"tasks": 50, "image_size": 28, "padding": 1, "channels": 24, "dropout": 0.0, "init": "he",
+                "steps": 400, "batch_size": 8, "eval_every": 50, "checkpoint_every": 100,
+                "select": "val_error", "threads": 1},
+    },
+    "uci": {"benchmark": "uci", "lrs": (1e-3, 1e-2, 3e-2), "seeds": 5, "set": {"threads": 1}},
+    "mnist": {"benchmark": "mnist", "lrs": (1e-3, 1e-2, 3e-2), "seeds": 5, "set": {"threads": 1}},
+}
+
+#: The variants compared: the soft-ordering mixtures by name, and parallel ordering. Each starts from
+#: the benchmark's shipped per-ordering settings (e.g. UCI's dropout) and sets these on top.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "rms": {"ordering": "soft", "soft_norm": "none", "depth_norm": "rms"},  # Eq. 7, unit-RMS depth inputs
+    "l2": {"ordering": "soft", "soft_norm": "l2", "depth_norm": "none"},  # the L2 mixture (issue 11)
+    "plain": {"ordering": "soft", "soft_norm": "none", "depth_norm": "none"},  # Eq. 7 as in the paper
+    "parallel": {"ordering": "parallel", "depth_norm": "none"},
+}
+
+
+def jobs(scales: list[str], variants: list[str], data_dir: str | None) -> list[tuple[dict[str, Any], Path]]:
+    """(config, run folder) of every run, seed-major: every cell's first seed comes first."""
+    out = []
+    for name in scales:
+        scale = SCALES[name]
+        overrides = {**scale["set"], **({"data_dir": data_dir} if data_dir else {})}
+        cfg, per = benchmark_config(scale["benchmark"], overrides=overrides)
+        for s in range(scale["seeds"]):
+            for lr in scale["lrs"]:
+                for v in variants:
+                    ordering = VARIANTS[v]["ordering"]
+                    seed = FIRST_SEED + s
+                    c = cfg.replace(**{**per.get(ordering, {}), **VARIANTS[v], "lr": lr, "seed": seed})
+                    out.append((c.to_dict(), OUT / name / f"lr={lr:g}" / v / f"seed{seed}"))
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    todo = [(c, d) for c, d in jobs(args.scales, args.variants, args.data_dir)
+            if not (d / "result.json").exists()]
+    print(f"{len(todo)} runs to train", flush=True)
+    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"),
+                             initializer=die_with_parent) as pool:
+        futures = {pool.submit(run_trial, c, str(d), 1): d for c, d in todo}
+        for fut in as_completed(futures):
+            r = fut.result()
+            print(f"{futures[fut]}: val error {100 * r['mean_val_error']:.2f}%, {r.get('health')}")
+    table(args)
+
+
+def table(args: argparse.Namespace) -> None:
+    """results.json and results.md from every finished run under OUT."""
+    rows = []
+    for name, scale in SCALES.items():
+        for lr in sorted(scale["lrs"]):
+            for v in VARIANTS:
+                cell = OUT / name / f"lr={lr:g}" / v
+                results = [json.loads(p.read_text()) for p in sorted(cell.glob("seed*/result.json"))]
+                if not results:
+                    continue
+                health = [r.get("health") or {} for r in results]
+                val = [100 * r["mean_val_error"] for r in results]
+                test = [100 * r["mean_test_error"] for r in results]
+                rows.append({
+                    "scale": name, "lr": lr, "variant": v, "runs": len(results),
+                    "dead": sum(bool(h.get("dead_last_depth")) for h in health),
+                    "at_chance": sum(bool(h.get("at_chance")) for h in health),
+                    "val_error": mean_ci95(val), "test_error": mean_ci95(test),
+                    "seeds": [r["seed"] for r in results],
+                })
+    (OUT / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    lines = ["| scale | lr | variant | runs | dead last depth | at chance | val error % | test error % |",
+             "|---|---|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['scale']} | {r['lr']:g} | {r['variant']} | {r['runs']} | {r['dead']} | "
+                     f"{r['at_chance']} | {fmt_pm(*r['val_error'])} | {fmt_pm(*r['test_error'])} |")
+    (OUT / "results.md").write_text(
+        "# Robustness grid (issue 21)\n\n`python benchmarks/robustness.py table`; variants: "
+        + "; ".join(f"`{k}` = {v}" for k, v in VARIANTS.items()) + "\n\n" + "\n".join(lines) + "\n"
+    )
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train the missing runs, then write the table")
+    r.add_argument("--scales", type=lambda s: s.split(","), default=list(SCALES))
+    r.add_argument("--variants", type=lambda s: s.split(","), default=list(VARIANTS))
+    r.add_argument("--data-dir")
+    r.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    sub.add_parser("table", help="write results.md / results.json from the finished runs")
+    args = p.parse_args()
+    for bad in [s for s in getattr(args, "scales", []) if s not in SCALES]:
+        raise SystemExit(f"unknown scale {bad!r}; choose from {', '.join(SCALES)}")
+    for bad in [v for v in getattr(args, "variants", []) if v not in VARIANTS]:
+        raise SystemExit(f"unknown variant {bad!r}; choose from {', '.join(VARIANTS)}")
+    run(args) if args.command == "run" else table(args)
+
+
+if __name__ == "__main__":
+    main()
