@@ -101,3 +101,15 @@ def test_soft_l2_norm_matches_reference(single_input: bool) -> None:
     _check(net, x if single_input else [x, torch.randn(4, 6), torch.randn(4, 6)])
     torch.nn.init.zeros_(net.core.S)
     torch.testing.assert_close(net.mixing_weights(), torch.full((3, 4, 4), 0.5))  # 0.25 / ||.||
+
+
+@pytest.mark.parametrize("ordering", ORDERINGS)
+def test_depth_norm_rms_equals_the_reference(ordering: str) -> None:
+    """Every depth reads unit-RMS rows: the fused core equals the row-by-row reference, for inputs
+    whose rows differ in scale by 10^4 (dense and conv, uneven batches)."""
+    torch.manual_seed(6)
+    net = so.dense_net([5, 7], [2, 3], width=8, ordering=ordering, depth_norm="rms")
+    _check(net, [torch.randn(4, 5) * torch.logspace(-2, 2, 4)[:, None], torch.randn(3, 7)])
+    conv = so.conv_net([3, 2], image_shape=(1, 20, 20), channels=5, padding=1, ordering=ordering,
+                       depth_norm="rms")
+    _check(conv, [torch.rand(3, 1, 20, 20) * 1e-3, torch.rand(3, 1, 20, 20)])

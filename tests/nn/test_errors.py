@@ -34,8 +34,10 @@ def test_wrong_channel_count_into_conv_bank() -> None:
     with pytest.raises(ValueError, match=r"task 0: expected images \[batch, c <= 4"):
         net([torch.randn(2, 6, 16, 16)])
     ordering = ParallelOrdering(ConvBank(4, 2, padding=1), 1)
-    with pytest.raises(ValueError, match=r"conv core expects \[N, 4, H, W\].*got shape \(2, 3, 8, 8\)"):
-        ordering.bank.check_input(torch.randn(2, 3, 8, 8), "core input")
+    with pytest.raises(ValueError, match=r"conv core expects \[N, c, H, W\] inputs with 1 <= c <= 4 .*"
+                                         r"got shape \(2, 5, 8, 8\)"):
+        ordering.bank.check_input(torch.randn(2, 5, 8, 8), "core input")
+    ordering.bank.check_input(torch.randn(2, 3, 8, 8), "core input")  # fewer: zero-padded
 
 
 def test_labels_out_of_range_name_task_and_row(net: so.MultiTaskNet) -> None:

@@ -227,3 +227,35 @@ def test_soft_ordering_in_row_blocks_equals_all_rows_at_once(monkeypatch: pytest
     torch.testing.assert_close(blocked, whole, rtol=1e-6, atol=1e-6)
     for a, b in zip(blocked_grads, grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_rms_normalise_gives_each_row_unit_rms_and_keeps_zero_rows() -> None:
+    from softorder.nn import rms_normalise
+
+    y = torch.randn(4, 3, 5, 5) * torch.tensor([1e-5, 1e-2, 1.0, 1e3])[:, None, None, None]
+    y[1] = 0.0
+    out = rms_normalise(y)
+    rms = out.pow(2).mean(dim=(1, 2, 3)).sqrt()
+    torch.testing.assert_close(rms[[2, 3]], torch.ones(2), rtol=1e-4, atol=0)
+    assert rms[0].item() == pytest.approx(1, rel=1e-2)  # RMS 1e-5: RMS_EPS is 1% of its mean square
+    assert out[1].abs().max() == 0 and out.isfinite().all()
+    bf = rms_normalise(y.bfloat16())
+    assert bf.dtype == torch.bfloat16
+    assert bf.float().pow(2).mean(dim=(1, 2, 3))[3].sqrt().item() == pytest.approx(1, rel=1e-2)
+
+
+@pytest.mark.parametrize("ordering", ["single", "parallel", "permuted", "soft"])
+def test_depth_norm_rms_makes_the_core_blind_to_its_input_scale(ordering: str) -> None:
+    """With ``depth_norm="rms"`` a net's output does not depend on the scale of its input rows (each
+    depth reads unit-RMS rows), while with ``none`` it does."""
+    import softorder as so
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, 16, 16)
+    for norm, same in [("rms", True), ("none", False)]:
+        net = so.conv_net([2, 2], image_shape=(1, 16, 16), channels=4, padding=1, ordering=ordering,
+                          depth_norm=norm, init="he").eval()
+        a, b = net([x, x]), net([x * 1e-3, x * 1e-3])
+        assert torch.allclose(a[0], b[0], atol=1e-5) == same, norm
+    with pytest.raises(ValueError, match="unknown depth_norm 'layer'; choose one of none, rms"):
+        so.dense_net(4, [2], ordering=ordering, depth_norm="layer")

@@ -85,6 +85,23 @@ def test_shuffled_task_ids_equal_a_loop_over_the_modules(kind: str, depth: int |
         torch.testing.assert_close(g, torch.stack(g_loop[2 + 3 * i : 5 + 3 * i]), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_depth_norm_rms_equals_the_reference(kind: str) -> None:
+    """``SoftOrder(..., depth_norm="rms")``: each depth reads unit-RMS rows, as the reference does."""
+    torch.manual_seed(2)
+    make, shape = KINDS[kind]
+    layer = SoftOrder([make() for _ in range(3)], T, depth_norm="rms").eval()
+    nn.init.normal_(layer.S)
+    x = torch.randn(5, *shape) * torch.logspace(-3, 1, 5).view(5, *[1] * len(shape))
+    task = torch.tensor([2, 0, 1, 0, 2])
+    fused = layer(x, task)
+    torch.testing.assert_close(fused, reference_soft_order(layer, x, task), atol=1e-5, rtol=1e-5)
+    plain = SoftOrder(layer.bank, T).eval()  # the same blocks and S, no depth norm
+    with torch.no_grad():
+        plain.S.copy_(layer.S)
+    assert not torch.allclose(fused, plain(x, task), atol=1e-3)
+
+
 def test_one_int_task_for_the_whole_batch() -> None:
     torch.manual_seed(1)
     layer = SoftOrder([ResidualMLP(4) for _ in range(2)], 3, norm="l2")

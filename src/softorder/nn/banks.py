@@ -11,7 +11,9 @@ reference use. A bank answers these questions for a batch of rows ``y``:
   ``bank.blocks(y, idx)`` is that batched op for a layer-index tensor ``idx`` (no host values, so
   it also runs under ``torch.func.vmap`` with per-trial orders);
 * ``bank.output_shape(shape, depth)`` and ``bank.check_input(y, where)`` -> the shape of a row
-  after ``depth`` layers, and a readable error for input the bank cannot take.
+  after ``depth`` layers, and a readable error for input the bank cannot take;
+* ``bank.row_features(y)`` -> how many features a row of ``y`` stands for (a conv bank takes an
+  image of fewer channels than its C as that image zero-padded to C, and reads only those channels).
 
 A new kind of layer implements the abstract methods; ``segments`` and ``index_tensor`` come with
 the base class. :class:`~softorder.nn.module_bank.ModuleBank` is the bank of any blocks of one
@@ -105,6 +107,11 @@ class LayerBank(nn.Module, abc.ABC):
     def check_input(self, y: Tensor, where: str) -> None:
         """Raise a ValueError naming ``where`` when ``y`` is not a batch this bank can take."""
 
+    def row_features(self, y: Tensor) -> int:
+        """How many features a row of ``y`` stands for: those it holds (a bank that takes some as
+        implicit zeros says more)."""
+        return math.prod(y.shape[1:])
+
     # -- built on them ---------------------------------------------------------------------------
     def segments(self, y: Tensor, layers: Sequence[int], counts: Sequence[int]) -> Tensor:
         """Layer ``layers[i]`` on the i-th block of ``counts[i]`` rows (a hard ordering's depth,
@@ -191,7 +198,13 @@ class DenseBank(LayerBank):
 
 class ConvBank(LayerBank):
     """``Conv k×k (C->C) -> MaxPool -> ReLU -> Dropout`` per layer (Sec. 4.3, Omniglot). All L
-    layers run as one convolution with ``L*C`` output channels."""
+    layers run as one convolution with ``L*C`` output channels.
+
+    An input of ``c < C`` channels is taken as that image zero-padded to C channels (the identity
+    encoder of Sec. 4.3), and only the weights of its ``c`` channels are read: the same numbers up
+    to float rounding, without convolving C - c channels of zeros (at 105x105 the first depth of
+    an Omniglot step was most of its arithmetic). The other channels' weights get zero gradient,
+    as they would from zero inputs."""
 
     supports_channels_last = True
 
@@ -222,28 +235,31 @@ class ConvBank(LayerBank):
             z = F.max_pool2d(z, self.pool)
         return self.dropout(F.relu(z))
 
+    def _weight(self, y: Tensor) -> Tensor:
+        """The weights ``[L, C, c, k, k]`` that read the ``c`` channels ``y`` holds."""
+        return self.weight if y.shape[1] == self.channels else self.weight[:, :, : y.shape[1]]
+
     def forward(self, y: Tensor) -> Tensor:
-        """All layers on all rows: ``[N, C, H, W] -> [N, L, C, H', W']``."""
+        """All layers on all rows: ``[N, c <= C, H, W] -> [N, L, C, H', W']``."""
         L, c, k = self.num_layers, self.channels, self.kernel_size
-        z = self._post(
-            F.conv2d(y, self.weight.view(L * c, c, k, k), self.bias.view(L * c), padding=self.padding)
-        )
+        w = self._weight(y).reshape(L * c, y.shape[1], k, k)
+        z = self._post(F.conv2d(y, w, self.bias.view(L * c), padding=self.padding))
         return z.view(y.shape[0], L, c, *z.shape[-2:])
 
     def layer(self, j: int, y: Tensor) -> Tensor:
-        """Layer j: ``[N, C, H, W] -> [N, C, H', W']``."""
-        return self._post(F.conv2d(y, self.weight[j], self.bias[j], padding=self.padding))
+        """Layer j: ``[N, c <= C, H, W] -> [N, C, H', W']``."""
+        return self._post(F.conv2d(y, self._weight(y)[j], self.bias[j], padding=self.padding))
 
     def blocks(self, y: Tensor, idx: Tensor) -> Tensor:
         """Layer ``idx[s]`` on the s-th of ``len(idx)`` equal blocks of images."""
-        # Blocks become channel groups of one grouped convolution: [B, S*C, H, W].
-        s, c, k = idx.shape[0], self.channels, self.kernel_size
+        # Blocks become channel groups of one grouped convolution: [B, S*c_in, H, W].
+        s, c, c_in, k = idx.shape[0], self.channels, y.shape[1], self.kernel_size
         b = y.shape[0] // s
-        x = y.view(s, b, c, *y.shape[-2:]).transpose(0, 1).reshape(b, s * c, *y.shape[-2:])
+        x = y.view(s, b, c_in, *y.shape[-2:]).transpose(0, 1).reshape(b, s * c_in, *y.shape[-2:])
         z = self._post(
             F.conv2d(
                 x,
-                self.weight[idx].reshape(s * c, c, k, k),
+                self._weight(y)[idx].reshape(s * c, c_in, k, k),
                 self.bias[idx].reshape(s * c),
                 padding=self.padding,
                 groups=s,
@@ -264,11 +280,16 @@ class ConvBank(LayerBank):
         return (self.channels, h, w)
 
     def check_input(self, y: Tensor, where: str) -> None:
-        if y.dim() != 4 or y.shape[1] != self.channels:
+        if y.dim() != 4 or not 1 <= y.shape[1] <= self.channels:
             raise ValueError(
-                f"{where}: the conv core expects [N, {self.channels}, H, W] inputs, got shape "
-                f"{tuple(y.shape)}; pad or project the input to {self.channels} channels"
+                f"{where}: the conv core expects [N, c, H, W] inputs with 1 <= c <= {self.channels} "
+                f"channels (fewer stand for zero-padding), got shape {tuple(y.shape)}; project the "
+                f"input to at most {self.channels} channels"
             )
+
+    def row_features(self, y: Tensor) -> int:
+        """A row of ``c <= C`` channels stands for its zero-padding to C: ``C * H * W`` features."""
+        return self.channels * math.prod(y.shape[2:])
 
     def extra_repr(self) -> str:
         return (

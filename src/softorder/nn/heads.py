@@ -79,26 +79,35 @@ class DenseEncoders(Encoders):
             raise ValueError(f"task {task}: expected input of shape [batch, {n}], got {tuple(x.shape)}")
 
 
+def pad_channels(x: Tensor, channels: int) -> Tensor:
+    """Images ``[N, c, H, W]`` zero-padded to ``channels`` channels (the identity encoder of Sec. 4.3)."""
+    return F.pad(x, (0, 0, 0, 0, 0, channels - x.shape[1]))
+
+
 class PadChannels(Encoders):
     """Identity encoder that zero-pads image channels up to the core's C (the Omniglot setting,
-    Sec. 4.3: 1 -> 53 channels), after multiplying the images by ``scale`` (1: unchanged)."""
+    Sec. 4.3: 1 -> 53 channels), after multiplying the images by ``scale`` (1: unchanged).
+    ``pad=False`` leaves the padding to a core that takes fewer channels as zero-padded
+    (:class:`~softorder.nn.ConvBank`), which then skips the convolution of the zeros."""
 
     shared = True
 
-    def __init__(self, channels: int, image_shape: Sequence[int] | None = None, scale: float = 1.0) -> None:
+    def __init__(
+        self, channels: int, image_shape: Sequence[int] | None = None, scale: float = 1.0, pad: bool = True
+    ) -> None:
         super().__init__()
         if not (scale > 0 and math.isfinite(scale)):
             raise ValueError(f"the input scale must be a positive number, got {scale}")
-        self.channels, self.scale = channels, float(scale)
+        self.channels, self.scale, self.pad = channels, float(scale), pad
         self.image_shape = tuple(image_shape) if image_shape is not None else None
 
     def encode(self, task: int, x: Tensor) -> Tensor:
         if self.scale != 1.0:
             x = x * self.scale
-        return F.pad(x, (0, 0, 0, 0, 0, self.channels - x.shape[1]))
+        return pad_channels(x, self.channels) if self.pad else x
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, scale={self.scale:g}"
+        return f"channels={self.channels}, scale={self.scale:g}, pad={self.pad}"
 
     def forward(self, xs: Sequence[Tensor], rows: Rows) -> Tensor:
         return self.encode(0, torch.cat(list(xs)) if len(xs) > 1 else xs[0])

@@ -277,7 +277,8 @@ def conv_net(
     out = core.bank.output_shape((channels, *image_shape[1:]), core.depth)
     features = int(torch.tensor(out).prod())
     return MultiTaskNet(
-        PadChannels(channels, image_shape, input_scale), core, Decoders(features, num_classes), check_finite
+        PadChannels(channels, image_shape, input_scale, pad=not isinstance(core.bank, ConvBank)),
+        core, Decoders(features, num_classes), check_finite,
     )
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -45,7 +46,7 @@ SOFT_NORMS = ("none", "l2")
 #: divided by its root mean square over the features of each row (:func:`rms_normalise`).
 DEPTH_NORMS = ("none", "rms")
 #: Added to the mean square in :func:`rms_normalise`: small enough that a signal of RMS 1e-5 (a
-#: dying core's last depth) is still scaled to one, and nonzero so an all-zero row stays zero.
+#: dying core's last depth) is still scaled to within 1% of one, and nonzero so an all-zero row stays zero.
 RMS_EPS = 1e-12
 
 
@@ -83,13 +84,15 @@ def soft_order_step(outputs: Tensor, weights: Tensor) -> Tensor:
     return (weights.view(*weights.shape, *[1] * (outputs.dim() - 2)) * outputs).sum(1)
 
 
-def rms_normalise(y: Tensor) -> Tensor:
-    """Each row of ``y`` (``[N, *features]``) divided by its root mean square over all its features,
-    in float32 whatever the autocast dtype: a parameter-free scale of one at the input of every
-    depth (``depth_norm="rms"``), so that He initialisation's assumption holds at every depth and
-    Adam's steps of about ``lr`` on the biases stay small next to the signal (docs/results.md,
-    "Soft ordering that cannot die")."""
-    ms = y.float().pow(2).mean(dim=tuple(range(1, y.dim())), keepdim=True)
+def rms_normalise(y: Tensor, features: int | None = None) -> Tensor:
+    """Each row of ``y`` (``[N, *features]``) divided by its root mean square over its ``features``
+    features (default: all it holds; more when the rest are implicit zeros, as for a conv bank's
+    zero-padded channels), computed in float32 whatever the autocast dtype: a parameter-free scale
+    of one at the input of every depth (``depth_norm="rms"``), so that He initialisation's
+    assumption holds at every depth and Adam's steps of about ``lr`` on the biases stay small next
+    to the signal (docs/results.md, "Soft ordering that cannot die")."""
+    n = math.prod(y.shape[1:]) if features is None else features
+    ms = y.float().pow(2).sum(dim=tuple(range(1, y.dim())), keepdim=True) / n
     return (y * torch.rsqrt(ms + RMS_EPS)).to(y.dtype)
 
 
@@ -137,7 +140,7 @@ class Ordering(nn.Module, abc.ABC):
     def depth_input(self, y: Tensor) -> Tensor:
         """What a depth reads of the previous depth's output ``y^{k-1}`` (or the encoder's ``y^0``):
         ``y`` itself, or with ``depth_norm="rms"`` each row scaled to unit RMS (:func:`rms_normalise`)."""
-        return rms_normalise(y) if self.depth_norm == "rms" else y
+        return rms_normalise(y, self.bank.row_features(y)) if self.depth_norm == "rms" else y
 
     @property
     def channels_last(self) -> bool:

@@ -14,6 +14,8 @@ from typing import cast
 import torch
 from torch import Tensor
 
+from softorder.nn.banks import ConvBank
+from softorder.nn.heads import pad_channels
 from softorder.nn.network import Inputs, MultiTaskNet
 from softorder.nn.orderings import RMS_EPS, HardOrdering, SoftOrdering
 from softorder.nn.soft_order import SoftOrder
@@ -30,6 +32,8 @@ def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None 
     outputs = []
     for t, x_t in zip(tasks, xs):
         y = net.encoders.encode(t, x_t)
+        if isinstance(bank, ConvBank):  # y^0: the images zero-padded to the core's C channels
+            y = pad_channels(y, bank.channels)
         for k in range(core.depth):
             y = _unit_rms(y) if core.depth_norm == "rms" else y
             if isinstance(core, SoftOrdering):
