@@ -7,6 +7,7 @@ dead / at-chance counts and the mean validation error (the selection criterion) 
 
     python benchmarks/robustness.py run --scales omniglot-105 --data-dir ../shared/data
     python benchmarks/robustness.py table        # results/robustness/results.md and .json
+    python benchmarks/robustness.py figure --out docs/figures/omniglot105_health.png   # the mechanism
 
 Runs go to ``results/robustness/<scale>/lr=<lr>/<variant>/seed<s>/`` (config.yaml, metrics.jsonl,
 result.json are committed; checkpoints are not). A finished run is read back, a started one resumes
@@ -27,6 +28,7 @@ from typing import Any
 
 from softorder.benchmarks import benchmark_config
 from softorder.experiments.compare import die_with_parent, run_trial
+from softorder.report.health import plot_health
 from softorder.stats import fmt_pm, mean_ci95
 
 OUT = Path("results/robustness")
@@ -123,6 +125,20 @@ def table(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+#: How the figure draws each variant.
+STYLES = {"rms": "b-", "l2": "r:", "plain": "r-", "parallel": "k--"}
+
+
+def figure(args: argparse.Namespace) -> None:
+    """Run health (activation RMS and dead units per depth over training) of every variant of one
+    cell and seed: the mechanism behind the table."""
+    cell = OUT / args.scale / f"lr={args.lr:g}"
+    runs = {f"{v} (seed {args.seed})": cell / v / f"seed{args.seed}" for v in VARIANTS
+            if (cell / v / f"seed{args.seed}" / "metrics.jsonl").exists()}
+    styles = {f"{v} (seed {args.seed})": STYLES[v] for v in VARIANTS}
+    print(f"figure: {plot_health(runs, args.out, styles)}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -132,12 +148,17 @@ def main() -> None:
     r.add_argument("--data-dir")
     r.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     sub.add_parser("table", help="write results.md / results.json from the finished runs")
+    f = sub.add_parser("figure", help="run health of every variant of one cell and seed")
+    f.add_argument("--scale", default="omniglot-105", choices=list(SCALES))
+    f.add_argument("--lr", type=float, default=3e-3)
+    f.add_argument("--seed", type=int, default=FIRST_SEED)
+    f.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     for bad in [s for s in getattr(args, "scales", []) if s not in SCALES]:
         raise SystemExit(f"unknown scale {bad!r}; choose from {', '.join(SCALES)}")
     for bad in [v for v in getattr(args, "variants", []) if v not in VARIANTS]:
         raise SystemExit(f"unknown variant {bad!r}; choose from {', '.join(VARIANTS)}")
-    run(args) if args.command == "run" else table(args)
+    {"run": run, "table": table, "figure": figure}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def test_step_flops_by_hand() -> None:
     assert step_flops(WORKLOADS["dense-T10"]) == 3 * fwd
     # conv-T10-28px: 160 images, 53 channels, padding 1 keeps 28 -> 14 -> 7 -> 3 -> 1 after pooling
     n, c = 160, 53
-    convs = sum(2 * n * 4 * c * c * 9 * h * h for h in (28, 14, 7, 3))
+    # the first depth convolves the image's one channel, not its zero-padding to 53 (ConvBank)
+    convs = sum(2 * n * 4 * c * c_in * 9 * h * h for c_in, h in ((1, 28), (c, 14), (c, 7), (c, 3)))
     mix = sum(2 * n * 4 * c * h * h for h in (14, 7, 3, 1))
     assert step_flops(WORKLOADS["conv-T10-28px"]) == 3 * (convs + mix + 2 * n * c * 20)
     assert step_flops(WORKLOADS["conv-T50"], "parallel") < step_flops(WORKLOADS["conv-T50"]) / 3

@@ -236,8 +236,8 @@ def peer_step(w: Workload, device: torch.device) -> Callable[[], None]:
 def step_flops(w: Workload, ordering: str = "soft") -> float:
     """FLOPs of one training step of ``w`` (forward matmuls/convolutions × 3 for fwd + bwd).
 
-    Soft ordering runs all L layers at each of the L depths and mixes them; parallel runs one.
-    Elementwise work (bias, ReLU, pooling, dropout, the loss) is not counted."""
+    Soft ordering runs all L layers at each of the L depths and mixes them; parallel runs one. The
+    conv core's first depth convolves the one image channel (not its zero-padding to C). Elementwise work (bias, ReLU, pooling, dropout, the loss) is not counted."""
     n = w.tasks * w.batch
     per_depth = w.layers if ordering == "soft" else 1
     fwd = 0.0
@@ -253,10 +253,11 @@ def step_flops(w: Workload, ordering: str = "soft") -> float:
             fwd += w.layers * 2 * n * w.layers * w.width  # Eq. 7 mixing
         fwd += 2 * n * w.width * w.classes  # decoders
     else:
-        c, h = w.width, w.image
+        c, c_in, h = w.width, 1, w.image  # the first depth reads the image's one channel (ConvBank)
         for _ in range(w.layers):
             h_conv = h + 2 * w.padding - w.kernel + 1
-            fwd += 2 * n * (per_depth * c) * c * w.kernel * w.kernel * h_conv * h_conv
+            fwd += 2 * n * (per_depth * c) * c_in * w.kernel * w.kernel * h_conv * h_conv
+            c_in = c
             h = h_conv // 2
             if ordering == "soft":
                 fwd += 2 * n * w.layers * c * h * h

@@ -7,6 +7,7 @@ import torch
 from softorder.benchmarks import build_net
 from softorder.benchmarks.omniglot import input_scale
 from softorder.data.tasks import TaskData
+from softorder.nn.heads import pad_channels
 from softorder.train.config import Config
 from softorder.train.metrics import as_input
 
@@ -26,8 +27,9 @@ def test_rms_input_has_unit_mean_square_over_the_padded_channels() -> None:
     cfg = Config(benchmark="omniglot", tasks=2, channels=6, padding=1, input_norm="rms", image_size=16)
     net = build_net(cfg, tasks)
     x = torch.cat([as_input(t.x_train) for t in tasks])
-    padded = net.encoders.encode(0, x)
-    assert padded.shape[1] == 6
+    y0 = net.encoders.encode(0, x)  # one channel: the conv core takes it as zero-padded to 6
+    assert y0.shape[1] == 1 and net.core.bank.row_features(y0) == 6 * 16 * 16
+    padded = pad_channels(y0, 6)
     assert abs(float(padded.pow(2).mean()) - 1.0) < 1e-5
     assert abs(net.encoders.scale - input_scale(tasks, 6)) < 1e-12
     plain = build_net(cfg.replace(input_norm="none"), tasks)

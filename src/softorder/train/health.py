@@ -172,7 +172,7 @@ def warning(flags: dict[str, bool], step: int, name: str = "this run") -> str | 
         return None
     return (
         f"softorder: warning: {name}, step {step}: {' and '.join(said)}; it may not learn "
-        "(try a lower lr, init=he, or soft_norm=l2; see docs/results.md, 'Run health')"
+        "(try depth_norm=rms, a lower lr or init=he; see docs/results.md, 'Run health')"
     )
 
 
