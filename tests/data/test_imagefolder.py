@@ -93,3 +93,22 @@ def test_one_class_too_few_images_and_an_unreadable_image(tmp_path: Path) -> Non
         load_image_folder(root)
     with pytest.raises(FileNotFoundError, match=r"image data folder .* does not exist"):
         load_image_folder(tmp_path / "nowhere")
+
+
+def test_16_bit_pngs_are_rescaled_not_clipped(tmp_path: Path) -> None:
+    """A 16-bit grayscale PNG (PIL mode I;16) reads as its 8-bit image: 65535 is white, in
+    training and in predict (one decoder)."""
+    root = write_images(tmp_path / "d", per_class=5, size=8)
+    gradient = np.arange(64, dtype=np.uint8).reshape(8, 8) * 4  # 0 .. 252
+    deep = root / "bars" / "vertical" / "deep.png"
+    Image.fromarray(gradient.astype(np.uint16) * 257).save(deep)  # the same image, 16 bits deep
+    Image.fromarray(gradient).save(tmp_path / "shallow.png")
+    with Image.open(deep) as im:
+        assert im.mode == "I;16"
+    (bars, _) = load_image_folder(root, image_size=8, cache_dir=tmp_path / "cache")
+    stacked = torch.cat([bars.x_train, bars.x_val, bars.x_test])[:, 0]
+    assert any(torch.equal(row, torch.from_numpy(gradient)) for row in stacked)  # training reads it so
+    assert np.array_equal(imagefolder.decode_image(deep, 8, "rgb"), np.stack([gradient] * 3))
+    prep = bars.preprocessing
+    assert isinstance(prep, ImagePreprocessing)
+    assert torch.equal(prep.encode(deep).x, prep.encode(tmp_path / "shallow.png").x)

@@ -6,7 +6,8 @@ folders are skipped). Tasks and classes are sorted by name; class id ``i`` of a 
 ``i``-th class folder. Every image is converted to ``grayscale`` or ``rgb``, resized to
 ``image_size`` × ``image_size`` (bilinear, antialiased; the aspect ratio is not kept, as
 ``torchvision.transforms.Resize((s, s))``) and kept as uint8 ``[C, S, S]`` (``x.float() / 255``
-is the network's input, as for Omniglot).
+is the network's input, as for Omniglot). A 16-bit grayscale PNG is rescaled to 8 bits first
+(65535 is white), not clipped at 255 as PIL's ``convert`` would.
 
 The images are decoded once into a cache in ``$SOFTORDER_CACHE_DIR/imagefolder/`` (never the
 data folder), one file per folder, size and colour, with a sidecar holding the SHA-256 of the
@@ -37,7 +38,7 @@ from softorder.data.tasks import Encoded, Preprocessing, TaskData
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 COLORS = ("grayscale", "rgb")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: 16-bit PNGs rescaled (version 1 clipped them)
 _LAYOUT = "DIR/<task>/<class>/<image>.png"
 
 
@@ -59,13 +60,22 @@ def decode_image(path: Path, size: int, color: str) -> np.ndarray:
     an error naming it."""
     try:
         with Image.open(path) as im:
-            im = im.convert("L" if color == "grayscale" else "RGB")
+            im = _eight_bits(im).convert("L" if color == "grayscale" else "RGB")
             im = im.resize((size, size), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)
     except Exception as e:  # PIL raises several types for truncated or non-image files
         said = " ".join(str(e).split()) or type(e).__name__
         raise ValueError(f"cannot read the image {path} ({said}); fix or remove the file") from None
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def _eight_bits(im: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image (PNG: PIL mode ``I;16``, or ``I`` in older PIL) as 8-bit ``L``,
+    rounded from ``value / 257`` (0..65535 -> 0..255); other images as they are."""
+    if not (im.mode == "I" or im.mode.startswith("I;16")):
+        return im
+    deep = np.clip(np.asarray(im, dtype=np.float64), 0, 65535)
+    return Image.fromarray(np.rint(deep / 257.0).astype(np.uint8))
 
 
 @dataclass
