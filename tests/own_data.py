@@ -39,6 +39,18 @@ def write_tabular(root: Path, n: int = 120, seed: int = 0) -> Path:
     return root
 
 
+def write_graded(root: Path, n: int = 80, seed: int = 0) -> Path:
+    """One task, ``graded``, whose label is ``y`` for the grades 1 and x, else ``n``: a categorical
+    column of codes that pandas reads as floats when a cell is empty (issue 23)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    grades = rng.choice(["1", "2", "3", "x"], n)
+    v = rng.normal(0, 1, n)
+    rows = [f"{a:.3f},{g},{'y' if g in ('1', 'x') else 'n'}" for a, g in zip(v, grades)]
+    (root / "graded.csv").write_text("\n".join(["v,grade,label", *rows]) + "\n")
+    return root
+
+
 def _image(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
     a = rng.normal(60, 20, (size, size))
     k = int(rng.integers(2, size - 4))

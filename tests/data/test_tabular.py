@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from own_data import write_tabular
-from softorder.data.tabular import TablePreprocessing, label_order, load_tabular, read_table, task_files
+from softorder.data.tablefile import label_order
+from softorder.data.tabular import TablePreprocessing, load_tabular, read_table, task_files
 from softorder.data.uci import UCI_DATASETS, load_uci, uci_split
 from softorder.data.uci_export import export_labels, export_uci
 
@@ -85,7 +86,7 @@ def test_tasks_yaml_names_files_and_label_columns(tmp_path: Path) -> None:
     text = (root / "beta.csv").read_text().replace("x1,x2,color,label", "x1,x2,color,outcome")
     (root / "beta.csv").write_text(text)
     (root / "tasks.yaml").write_text("beta:\n  label_column: outcome\nfirst:\n  file: first_file.csv\n")
-    assert [(n, p.name, lab) for n, p, lab in task_files(root, "label")] == [
+    assert [(n, p.name, lab) for n, p, lab, _ in task_files(root, "label")] == [
         ("beta", "beta.csv", "outcome"), ("first", "first_file.csv", "label")]
     assert [t.name for t in load_tabular(root)] == ["beta", "first"]
     assert [t.name for t in load_tabular(root, num_tasks=1)] == ["beta"]

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import softorder
-from own_data import IMAGE_FAST, TABULAR_FAST, write_images, write_tabular
+from own_data import IMAGE_FAST, TABULAR_FAST, write_graded, write_images, write_tabular
 from softorder.benchmarks import build_net, load_config, load_tasks, train
 from softorder.cli import main
 from softorder.data.imagefolder import scan_folder
@@ -102,6 +102,24 @@ def test_the_cli_writes_one_row_per_input(tabular_run: Path, tmp_path: Path,
     assert np.allclose(table[["p_no", "p_yes"]].to_numpy(), p.probabilities.numpy(), atol=1e-6)
     assert np.allclose(table[["p_no", "p_yes"]].sum(axis=1), 1.0, atol=1e-5)
     assert data.is_dir()
+
+
+def test_a_pandas_frame_predicts_as_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The grade 1 of a new row is the category '1' whichever way it arrives: from the file (the
+    CLI), or in a frame pandas typed as floats because a grade is empty (issue 23)."""
+    root = write_graded(tmp_path / "data")
+    train(Config(benchmark="tabular", data_dir=str(root), **{**TABULAR_FAST, "steps": 200}), tmp_path / "run",
+          quiet=True)
+    new = tmp_path / "new.csv"
+    new.write_text("v,grade\n0.1,1\n0.2,\n-0.3,3\n0.4,2\n")
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(tmp_path / "run"), str(new), "--out", str(out)]) == 0
+    by_cli = pd.read_csv(out)
+    typed = pd.read_csv(new)
+    assert typed["grade"].dtype == np.float64  # 1.0, NaN, 3.0, 2.0
+    p = softorder.load_run(tmp_path / "run").predict("graded", typed)
+    assert p.labels == by_cli["label"].tolist() and p.labels[0] == "y"
+    assert np.allclose(p.probabilities.numpy(), by_cli[["p_n", "p_y"]].to_numpy(), atol=1e-6)
 
 
 def test_image_predictions_are_the_networks_outputs(image_run: Path, tmp_path: Path,

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from softorder.data.tabular import TASKS_FILE, label_order
+from softorder.data.tablefile import label_order
+from softorder.data.tabular import TASKS_FILE
 from softorder.data.uci import UCI_DATASETS, read_uci
 
 
