@@ -237,7 +237,8 @@ def step_flops(w: Workload, ordering: str = "soft") -> float:
     """FLOPs of one training step of ``w`` (forward matmuls/convolutions × 3 for fwd + bwd).
 
     Soft ordering runs all L layers at each of the L depths and mixes them; parallel runs one. The
-    conv core's first depth convolves the one image channel (not its zero-padding to C). Elementwise work (bias, ReLU, pooling, dropout, the loss) is not counted."""
+    conv core's first depth convolves the one image channel (not its zero-padding to C).
+    Elementwise work (bias, ReLU, pooling, dropout, the loss) is not counted."""
     n = w.tasks * w.batch
     per_depth = w.layers if ordering == "soft" else 1
     fwd = 0.0
