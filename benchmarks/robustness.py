@@ -133,8 +133,9 @@ def figure(args: argparse.Namespace) -> None:
     """Run health (activation RMS and dead units per depth over training) of every variant of one
     cell and seed: the mechanism behind the table."""
     cell = OUT / args.scale / f"lr={args.lr:g}"
-    runs = {f"{v} (seed {args.seed})": cell / v / f"seed{args.seed}" for v in VARIANTS
-            if (cell / v / f"seed{args.seed}" / "metrics.jsonl").exists()}
+    metrics = {v: cell / v / f"seed{args.seed}" / "metrics.jsonl" for v in VARIANTS}
+    runs = {f"{v} (seed {args.seed})": m.parent for v, m in metrics.items()
+            if m.exists() and m.stat().st_size}
     styles = {f"{v} (seed {args.seed})": STYLES[v] for v in VARIANTS}
     print(f"figure: {plot_health(runs, args.out, styles)}")
 
