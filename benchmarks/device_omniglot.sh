@@ -4,9 +4,11 @@
 #    Omniglot conv step (conv-T50: T=50, 105x105, 16 images per task);
 # 2. the 50-alphabet Omniglot comparison at the paper's scale (105x105, 53 filters, padding 0, 20%
 #    test), all four orderings, bf16, as many paired trials as fit (TRIALS, default 4), with the
-#    settings chosen on validation at CPU scale (results/omniglot50/tune/chosen.yaml) where they
-#    exist, else the shipped omniglot.yaml. The CPU-scale keys (image size, filters, padding,
-#    batch, threads) are set back to the paper's. Finished trials' small files go to $OUT.
+#    105x105 settings chosen on validation on the CPU (results/omniglot50/tune/chosen-105.yaml,
+#    written by `python benchmarks/robustness.py choose` from the robustness grid of issue 21: soft
+#    ordering's mixture and depth norm, each method's lr); without it the 28x28 recipe (chosen.yaml),
+#    else the shipped omniglot.yaml. The image keys (size, filters, padding, batch, threads) are set
+#    to the paper's either way. Finished trials' small files go to $OUT.
 # Data under .devdata/data (omniglot/*.zip, as in ../shared/data); run with `carry: [.devdata]`.
 #   OUT=/tmp/out LIMIT=720 bash benchmarks/device_omniglot.sh
 set -u
@@ -22,7 +24,10 @@ for DT in fp32 bf16; do
     >> "$OUT/bench_gpu.jsonl" 2>> "$OUT/bench_gpu.err"
 done
 CFG=()
-[ -f results/omniglot50/tune/chosen.yaml ] && CFG=(--config results/omniglot50/tune/chosen.yaml)
+for C in results/omniglot50/tune/chosen-105.yaml results/omniglot50/tune/chosen.yaml; do
+  [ -f "$C" ] && { CFG=(--config "$C"); break; }
+done
+echo "config: ${CFG[*]:-omniglot.yaml}" > "$OUT/omniglot_config.txt"
 timeout $(left) python3 -m softorder compare omniglot "${CFG[@]}" --trials "${TRIALS:-4}" --workers 1 \
   --set tasks=50 --set image_size=105 --set padding=0 --set channels=53 --set batch_size=8 \
   --set steps="${STEPS:-1200}" --set eval_every=200 --set checkpoint_every=400 --set test_fraction=0.2 \

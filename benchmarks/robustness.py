@@ -8,6 +8,7 @@ dead / at-chance counts and the mean validation error (the selection criterion) 
     python benchmarks/robustness.py run --scales omniglot-105 --data-dir ../shared/data
     python benchmarks/robustness.py table        # results/robustness/results.md and .json
     python benchmarks/robustness.py figure --out docs/figures/omniglot105_health.png   # the mechanism
+    python benchmarks/robustness.py choose --out results/omniglot50/tune/chosen-105.yaml  # the recipe
 
 Runs go to ``results/robustness/<scale>/lr=<lr>/<variant>/seed<s>/`` (config.yaml, metrics.jsonl,
 result.json are committed; checkpoints are not). A finished run is read back, a started one resumes
@@ -26,10 +27,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from softorder.benchmarks import benchmark_config
+from softorder.benchmarks import benchmark_config, get
 from softorder.experiments.compare import die_with_parent, run_trial
 from softorder.report.health import plot_health
 from softorder.stats import fmt_pm, mean_ci95
+from softorder.train.yaml12 import dump_yaml, read_mapping
 
 OUT = Path("results/robustness")
 FIRST_SEED = 100
@@ -140,6 +142,47 @@ def figure(args: argparse.Namespace) -> None:
     print(f"figure: {plot_health(runs, args.out, styles)}")
 
 
+#: Keys of a scale that are how the grid runs, not what a comparison at that scale should run.
+GRID_ONLY = {"tasks", "steps", "eval_every", "checkpoint_every", "threads"}
+
+
+def choose(args: argparse.Namespace) -> None:
+    """The settings of one scale chosen on VALIDATION (mean validation error over the grid's seeds,
+    at least ``--min-runs`` finished runs per cell): soft ordering's variant and lr among the soft
+    variants, parallel ordering's lr; single and permuted orderings take parallel ordering's lr
+    (the grid does not run them). Written as a ``softorder compare --config`` file: the benchmark's
+    YAML with the scale's image keys and the chosen per-ordering settings."""
+    scale, cells = SCALES[args.scale], {}
+    for lr in scale["lrs"]:
+        for v in VARIANTS:
+            found = sorted((OUT / args.scale / f"lr={lr:g}" / v).glob("seed*/result.json"))
+            if len(found) >= args.min_runs:
+                runs = [json.loads(p.read_text()) for p in found]
+                cells[(v, lr)] = sum(r["mean_val_error"] for r in runs) / len(runs)
+    soft = [c for c in cells if VARIANTS[c[0]]["ordering"] == "soft"]
+    parallel = [c for c in cells if c[0] == "parallel"]
+    if not soft or not parallel:
+        raise SystemExit(f"{args.scale}: no soft or parallel cell has {args.min_runs} finished runs yet")
+    best_soft, best_parallel = min(soft, key=cells.__getitem__), min(parallel, key=cells.__getitem__)
+    base = read_mapping(get(scale["benchmark"]).config_path)
+    base.pop("quick", None)
+    base.update({k: v for k, v in scale["set"].items() if k not in GRID_ONLY})
+    soft_settings = {k: v for k, v in VARIANTS[best_soft[0]].items() if k != "ordering"}
+    shipped = base.get("orderings") or {}
+    chosen = {"single": {"lr": best_parallel[1]}, "parallel": {"lr": best_parallel[1]},
+              "permuted": {"lr": best_parallel[1]}, "soft": {**soft_settings, "lr": best_soft[1]}}
+    base["orderings"] = {o: {**shipped.get(o, {}), **settings} for o, settings in chosen.items()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"# {args.scale}: chosen on validation by benchmarks/robustness.py choose (mean validation "
+              f"error, seeds {FIRST_SEED}..): soft {best_soft[0]} lr {best_soft[1]:g} "
+              f"({100 * cells[best_soft]:.2f}%), parallel lr {best_parallel[1]:g} "
+              f"({100 * cells[best_parallel]:.2f}%); single and permuted take parallel's lr\n")
+    args.out.write_text(header + dump_yaml(base))
+    print(header.strip())
+    for (v, lr), err in sorted(cells.items(), key=lambda c: c[1]):
+        print(f"  {v:<9} lr {lr:<6g} mean val error {100 * err:.2f}%")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -154,12 +197,16 @@ def main() -> None:
     f.add_argument("--lr", type=float, default=3e-3)
     f.add_argument("--seed", type=int, default=FIRST_SEED)
     f.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("choose", help="the settings of one scale chosen on validation, as a config file")
+    c.add_argument("--scale", default="omniglot-105", choices=list(SCALES))
+    c.add_argument("--min-runs", type=int, default=3)
+    c.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     for bad in [s for s in getattr(args, "scales", []) if s not in SCALES]:
         raise SystemExit(f"unknown scale {bad!r}; choose from {', '.join(SCALES)}")
     for bad in [v for v in getattr(args, "variants", []) if v not in VARIANTS]:
         raise SystemExit(f"unknown variant {bad!r}; choose from {', '.join(VARIANTS)}")
-    {"run": run, "table": table, "figure": figure}[args.command](args)
+    {"run": run, "table": table, "figure": figure, "choose": choose}[args.command](args)
 
 
 if __name__ == "__main__":
