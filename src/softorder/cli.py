@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 from softorder import __version__, bench, benchmarks
 from softorder.data.download import fetch, resolve_data_dir
@@ -192,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback when ``SOFTORDER_DEBUG=1``."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_interrupts():
+            return int(args.func(args) or 0)
     except USER_ERRORS as e:
         if os.environ.get("SOFTORDER_DEBUG") == "1":
             raise
@@ -201,9 +206,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"softorder: training diverged: {e}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM
         print("softorder: interrupted", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a cluster scheduler's stop) ends a command as Ctrl-C does: workers stopped, runs
+    resumable, ``softorder: interrupted``, exit status 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _one_line(e: BaseException) -> str:

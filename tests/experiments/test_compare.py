@@ -131,7 +131,7 @@ def test_pool_workers_end_when_compare_is_killed(tmp_path: Path) -> None:
     script.write_text(
         "import multiprocessing as mp, os, time\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from softorder.experiments.compare import die_with_parent\n"
+        "from softorder.experiments.pool import die_with_parent\n"
         "if __name__ == '__main__':\n"
         "    ctx = mp.get_context('spawn')\n"
         "    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=die_with_parent)\n"

@@ -12,17 +12,12 @@ their plugin) the fresh trials of a method train together as one vectorised mode
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
 import json
-import multiprocessing as mp
 import os
-import signal
-import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +26,8 @@ import torch
 from softorder import benchmarks
 from softorder.atomic import atomic_write_bytes, read_json_object, write_json
 from softorder.data.tasks import TaskData
+from softorder.experiments.pool import completed, worker_pool
+from softorder.experiments.pool import die_with_parent as die_with_parent  # its old home: scripts import it
 from softorder.experiments.summary import results_markdown, summarise
 from softorder.nn.orderings import ORDERINGS
 from softorder.train import distributed
@@ -54,16 +51,6 @@ def _tasks(cfg: Config) -> list[TaskData]:
     benchmark, seed and data section)."""
     d = {"benchmark": cfg.benchmark, "seed": cfg.seed, **dataclasses.asdict(cfg.data)}
     return _cached_tasks(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
-
-
-def die_with_parent() -> None:
-    """Pool-worker initialiser: on Linux, end this worker when the process that started it dies
-    (a killed ``compare`` would otherwise leave its workers training, unseen, for minutes)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:  # the parent died before the call took effect
-            os._exit(1)
 
 
 def _check_config(cfg: Config, out: Path) -> None:
@@ -182,10 +169,9 @@ def compare(
         for kind, group in units:
             done(group, submit(lambda fn, *a: fn(*a), kind, group))
     else:
-        spawn = mp.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=spawn, initializer=die_with_parent) as pool:
+        with worker_pool(workers) as pool:  # Ctrl-C or a failed run ends every worker at once
             futures = {submit(pool.submit, kind, group): group for kind, group in units}
-            for fut in as_completed(futures):
+            for fut in completed(futures):
                 done(futures[fut], fut.result())
     summary = summarise(cfg, orderings, trials, results, per_ordering)
     summary.update(_timing(out, time.perf_counter() - start, reused, len(jobs)))

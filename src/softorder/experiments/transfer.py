@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +41,8 @@ from softorder import benchmarks
 from softorder.atomic import atomic_write_bytes, read_json_object, write_json
 from softorder.experiments.adapt import adapt_config, adapt_shots, new_tasks_for, source_fingerprint
 from softorder.experiments.adapt_cli import parse_shots
-from softorder.experiments.compare import compare, die_with_parent
+from softorder.experiments.compare import compare
+from softorder.experiments.pool import completed, worker_pool
 from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
 from softorder.train.config import LOCATIONS, Config
 from softorder.train.config_files import parse_overrides
@@ -166,16 +165,12 @@ def transfer(
         shutil.rmtree(_unit_dir(out, u), ignore_errors=True)
     if todo:
         args = (shots, new_tasks, skip, overrides, cfg.data.data_dir)
-        spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers or 1, mp_context=spawn, initializer=die_with_parent) as pool:
+        # the first failure (or Ctrl-C, SIGTERM) ends every unit at once; finished units stay done
+        with worker_pool(workers or 1) as pool:
             jobs = {pool.submit(_adapt_unit, str(out), u, book.expected(u), *args): u for u in todo}
-            try:
-                for job in as_completed(jobs):
-                    job.result()
-                    print(f"transfer: {_unit_dir(out, jobs[job]).name} done", flush=True)
-            except BaseException:  # the first failure ends the run; finished units stay done
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+            for job in completed(jobs):
+                job.result()
+                print(f"transfer: {_unit_dir(out, jobs[job]).name} done", flush=True)
     done: dict[Unit, dict[str, Any]] = {}
     for u in units:
         got = book.done(u)
