@@ -112,3 +112,19 @@ def test_lr_warmup_ramps_the_learning_rates_linearly() -> None:
     off = make_optimizer(net, CFG)
     warm_up(off, CFG, 1)
     assert [g["lr"] for g in off.param_groups] == [CFG.optim.lr, CFG.optim.lr]
+
+
+def test_loss_guard_off_the_cpu_checks_a_step_during_the_next_one() -> None:
+    from softorder.train.trainer import LossGuard
+
+    now = LossGuard(["a", "b"], None)
+    with pytest.raises(TrainingDiverged, match=r"task 1 \(b\) is nan at step 3"):
+        now(torch.tensor([0.5, float("nan")]), 3)  # on the CPU: at once
+    late = LossGuard(["a", "b"], None, defer=True)  # what a device gets: no host read per step
+    late(torch.tensor([0.5, float("nan")]), 3)
+    with pytest.raises(TrainingDiverged, match=r"task 1 \(b\) is nan at step 3"):
+        late(torch.tensor([0.4, 0.4]), 4)  # the next step reads step 3's losses
+    late(torch.tensor([float("inf"), 0.4]), 5)
+    with pytest.raises(TrainingDiverged, match=r"task 0 \(a\) is inf at step 5"):
+        late.flush()  # before an evaluation or a checkpoint
+    late.flush()  # nothing pending

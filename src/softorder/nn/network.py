@@ -63,7 +63,7 @@ class MultiTaskNet(nn.Module):
             )
         for t, xt in zip(tasks, xs):
             self._check_input(t, xt)
-        rows = Rows(tuple(tasks), tuple(xt.shape[0] for xt in xs))
+        rows = Rows.of(tuple(tasks), tuple(xt.shape[0] for xt in xs))
         h = self.encoders(xs, rows)
         self.core.bank.check_input(h, "core input")
         return self.decoders(self.core(h, rows), rows)
@@ -72,11 +72,11 @@ class MultiTaskNet(nn.Module):
         self._check_input(tasks[0], x)
         if not self.encoders.shared:  # each task encodes the same batch its own way
             return self.forward([x] * len(tasks), tasks)
-        h = self.encoders([x], Rows((tasks[0],), (x.shape[0],)))
+        h = self.encoders([x], Rows.of((tasks[0],), (x.shape[0],)))
         self.core.bank.check_input(h, "core input")
         if self.core.shares_path:  # parallel: the core output is the same for every task
-            return self.decoders.forward_shared(self.core(h, Rows((tasks[0],), (x.shape[0],))), tasks)
-        rows = Rows(tuple(tasks), (x.shape[0],) * len(tasks))
+            return self.decoders.forward_shared(self.core(h, Rows.of((tasks[0],), (x.shape[0],))), tasks)
+        rows = Rows.of(tuple(tasks), (x.shape[0],) * len(tasks))
         h = h.unsqueeze(0).expand(len(tasks), *h.shape).reshape(-1, *h.shape[1:])
         return self.decoders(self.core(h, rows), rows)
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,11 +53,21 @@ RMS_EPS = 1e-12
 
 @dataclass(frozen=True)
 class Rows:
-    """Rows ``sum(counts[:i]) .. sum(counts[:i+1])`` of a stacked batch belong to ``tasks[i]``."""
+    """Rows ``sum(counts[:i]) .. sum(counts[:i+1])`` of a stacked batch belong to ``tasks[i]``.
+
+    :meth:`of` gives the one instance of a layout, so that what is derived from it (the row index
+    on a device, :meth:`index`) is built once and reused by every later step of that layout: no
+    tensor is made from host values, and nothing is copied to the device, per step."""
 
     tasks: tuple[int, ...]
     counts: tuple[int, ...]
     _index: dict[torch.device, Tensor] = field(default_factory=dict, compare=False, repr=False)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def of(tasks: tuple[int, ...], counts: tuple[int, ...]) -> Rows:
+        """The shared instance of the layout (``tasks``, ``counts``)."""
+        return Rows(tasks, counts)
 
     @property
     def uniform(self) -> bool:

@@ -20,7 +20,7 @@ from softorder.train.config import Config
 from softorder.train.metrics import Scores, autocast
 from softorder.train.optim import apply_optimizer_settings, make_optimizer, warm_up
 from softorder.train.sources import BatchSource, Evaluator
-from softorder.train.trainer import Learner, check_losses
+from softorder.train.trainer import Learner, LossGuard
 
 
 class NetLearner(Learner):
@@ -45,9 +45,13 @@ class NetLearner(Learner):
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.run.precision == "fp16")
         source.to(self.device)
         source.check(net)
+        self.guard = LossGuard(self.task_names, self.checkpoint, what=source.what)
 
     def train(self) -> None:
         self.model.train()
+
+    def flush_checks(self) -> None:
+        self.guard.flush()
 
     def train_step(self, step: int) -> Tensor:
         """One step; each task's loss (averaged over ranks under torchrun), ``[1, tasks]``."""
@@ -64,7 +68,7 @@ class NetLearner(Learner):
         self.scaler.scale(losses.sum()).backward()
         if self.world_size > 1:
             distributed.finish_mean(seen, work)
-        check_losses(seen, self.task_names, step, self.checkpoint, what=self.source.what)
+        self.guard(seen, step)
         warm_up(self.opt, self.cfg, step)
         self.scaler.step(self.opt)
         self.scaler.update()

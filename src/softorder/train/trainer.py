@@ -61,6 +61,34 @@ def check_losses(
         )
 
 
+class LossGuard:
+    """The NaN guard of the training losses (:func:`check_losses`), read without stalling an
+    accelerator: on the CPU each step's losses are checked at once; on a device a step's losses are
+    checked during the next step (once its backward is queued, before its optimiser step), so the
+    device runs a step ahead of the host instead of waiting for it. :meth:`flush` checks what is
+    pending; the trainer calls it before every evaluation and checkpoint, so no diverged weights
+    are evaluated or saved."""
+
+    def __init__(
+        self, names: Sequence[str], checkpoint: Path | None, what: str = "task", defer: bool | None = None
+    ) -> None:
+        """``defer``: check a step's losses during the next step (None: off the CPU only)."""
+        self.names, self.checkpoint, self.what, self.defer = list(names), checkpoint, what, defer
+        self._pending: tuple[Tensor, int] | None = None
+
+    def __call__(self, losses: Tensor, step: int) -> None:
+        self.flush()
+        self._pending = (losses.detach(), step)
+        if not (losses.device.type != "cpu" if self.defer is None else self.defer):
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            losses, step = self._pending
+            self._pending = None
+            check_losses(losses, self.names, step, self.checkpoint, self.what)
+
+
 @dataclass
 class BestWeights:
     """The best-on-validation weights of one run so far (lower ``score`` is better)."""
@@ -117,6 +145,10 @@ class Learner(ABC):
 
     def train(self) -> None:
         """Training mode (dropout on)."""
+        return None
+
+    def flush_checks(self) -> None:
+        """Check what the last steps left pending (their :class:`LossGuard`)."""
         return None
 
     def record_extras(self, steps: int, elapsed: float) -> dict[str, Any]:
@@ -195,6 +227,7 @@ class Trainer:
                 self.step += 1
                 bar.update(1)
                 if self.step % cfg.run.eval_every == 0 or self.step == cfg.optim.steps:
+                    learner.flush_checks()
                     if self.main:  # the other ranks wait at the barrier below
                         assert acc is not None
                         self.evaluate_and_select(acc / n_acc, time.perf_counter() - start, first, bar)

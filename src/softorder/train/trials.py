@@ -40,7 +40,7 @@ from softorder.train.metrics import Scores, as_input, autocast, evaluate
 from softorder.train.optim import group_settings, warm_up
 from softorder.train.rundir import RunDir
 from softorder.train.sources import task_samplers
-from softorder.train.trainer import Learner, Trainer, check_losses
+from softorder.train.trainer import Learner, LossGuard, Trainer
 
 Build = Callable[[Config, Sequence[TaskData]], MultiTaskNet]  # one trial's net (a benchmark's builder)
 
@@ -116,6 +116,7 @@ class StackedTrials(Learner):
             for c, ts in zip(self.cfgs, self.task_sets)
             for t, task in enumerate(ts)
         ]
+        self.guard = LossGuard(self.run_names, None, what="stacked run")
 
     def _optimizer(self) -> torch.optim.Optimizer:
         """Adam as :func:`softorder.train.optim.make_optimizer`, on the stacked tensors."""
@@ -157,7 +158,7 @@ class StackedTrials(Learner):
         losses = self._step(self.params, self.buffers, xs, ys)
         self.opt.zero_grad(set_to_none=True)
         losses.sum().backward()
-        check_losses(losses.flatten(), self.run_names, step, None, what="stacked run")
+        self.guard(losses.flatten(), step)
         warm_up(self.opt, self.cfg, step)
         self.opt.step()
         return losses.detach()
@@ -224,6 +225,9 @@ class StackedTrials(Learner):
 
     def train(self) -> None:
         self.base.train()
+
+    def flush_checks(self) -> None:
+        self.guard.flush()
 
     def result_extras(self, r: int, test: Scores) -> dict[str, Any]:
         return {"vectorised_trials": self.runs}
