@@ -37,8 +37,8 @@ def _wait_for(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str)
 
 
 def _stopped(proc: subprocess.Popen[str], sent: float) -> str:
-    """What the command said besides run-health warnings; checks it ended with 130 within seconds, and no process of
-    its group (workers, helpers) outlived it."""
+    """What the command said besides run-health warnings; checks it ended with 130 within seconds,
+    and no process of its group (workers, helpers) outlived it."""
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -64,3 +65,43 @@ def test_report_command(sweep_dir: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert args.func(args) == 0
     assert "index.html" in capsys.readouterr().out
     assert (sweep_dir / "report" / "sweep.png").is_file()
+
+
+def _transfer_dir(path: Path) -> Path:
+    """What ``softorder transfer`` writes: results.json (2 sources x 2 seeds, shots 1 and all)."""
+    from softorder.experiments.transfer import summarise
+
+    units = [(m, i, s) for m in ("soft", "parallel") for i in range(2) for s in range(2)]
+    units += [("scratch", None, s) for s in range(2)]
+    done = {u: {"mean_test_error": {k: {u[0]: 0.1 + 0.01 * n + (k == "1") * 0.2} for k in ("1", "all")}}
+            for n, u in enumerate(units)}
+    summary = summarise(done, 2, 2, ["1", "all"])
+    summary.update(settings={"shots": ["1", "all"], "new_tasks": 2}, sources={"soft": 0.3, "parallel": 0.32},
+                   new_task_names=["a", "b"])
+    path.mkdir()
+    (path / "results.json").write_text(json.dumps(summary))
+    return path
+
+
+def test_transfer_adapt_and_other_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tdir = _transfer_dir(tmp_path / "transfer")
+    assert cli.run(argparse.Namespace(dir=str(tdir))) == 0
+    text = (tdir / "report" / "index.html").read_text()
+    assert "shots all" in text and "soft vs parallel (over sources)" in text and "(soft)" in text
+    assert "new_tasks: 2" in text
+    adapt = tmp_path / "adapt"
+    adapt.mkdir()
+    (adapt / "adapt_summary.json").write_text(json.dumps(
+        {"source": "runs/x", "tasks": ["a"], "mean_test_error": {"1": {"soft": 0.25, "scratch": 0.5}}}))
+    text = write_report(adapt).read_text()
+    assert "<td>25.00</td>" in text and "<td>50.00</td>" in text
+    # a folder of softorder's without a report, or a results.json of another kind: one line naming it
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "planted.json").write_text("{}")
+    with pytest.raises(ValueError, match="output of `softorder experiment planted`"):
+        write_report(planted)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "results.json").write_text("{}")
+    with pytest.raises(ValueError, match="neither a `softorder compare` nor"):
+        write_report(tmp_path / "odd")

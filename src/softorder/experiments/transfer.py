@@ -214,32 +214,37 @@ def summarise(
     return {"num_sources": sources, "num_seeds": seeds, "shots": table}
 
 
-def transfer_markdown(summary: dict[str, Any]) -> str:
-    """The table of :func:`transfer` as Markdown."""
+def transfer_tables(summary: dict[str, Any]) -> list[tuple[list[str], list[list[str]]]]:
+    """The two tables of :func:`transfer` (header and rows): each mode's mean test error % ± 95% CI
+    per shots, and the paired tests; ``results.md`` and ``softorder report`` both show these."""
     labels = list(summary["shots"])
-    n, s = summary["num_sources"], summary["num_seeds"]
-    lines = [
-        f"# Transfer: {n} source runs per ordering x {s} adaptation seeds",
-        "",
-        "Mean test error on the new tasks; the 95% CI is over the sources (each the mean over the seeds)",
-        "for soft and parallel, over the seeds for scratch. The tests over the seeds hold these sources",
-        "fixed (they say nothing of other source runs); only the test over the sources does.",
-        "",
-        f"| mean test error % (± 95% CI) | {' | '.join(f'shots {k}' for k in labels)} |",
-        f"|---|{'---|' * len(labels)}",
-    ]
+    errors = [["mean test error % (± 95% CI)", *(f"shots {k}" for k in labels)]]
     for m, text in LABELS.items():
         pairs = (summary["shots"][k]["mean_ci95"][m] for k in labels)
-        cells = [fmt_pm(mean, half, 100, 1) for mean, half in pairs]
-        lines.append(f"| {text} (`{m}`) | {' | '.join(cells)} |")
-    lines += ["", "| paired test: mean difference pp (p, wins/losses) | " + " | ".join(labels) + " |",
-              f"|---|{'---|' * len(labels)}"]
+        errors.append([f"{text} (`{m}`)", *(fmt_pm(mean, half, 100, 1) for mean, half in pairs)])
+    tests = [["paired test: mean difference pp (p, wins/losses)", *labels]]
     for name in summary["shots"][labels[0]]["tests"]:
         cells = []
         for k in labels:
             t = summary["shots"][k]["tests"][name]
             cells.append(f"{100 * t['mean_diff']:+.1f} (p {fmt_p(t['p_value'])}, {t['wins']}/{t['losses']})")
-        lines.append(f"| {name} | {' | '.join(cells)} |")
+        tests.append([name, *cells])
+    return [(rows[0], rows[1:]) for rows in (errors, tests)]
+
+
+TRANSFER_NOTE = ("Mean test error on the new tasks; the 95% CI is over the sources (each the mean over the "
+                 "seeds) for soft and parallel, over the seeds for scratch. The tests over the seeds hold "
+                 "these sources fixed (they say nothing of other source runs); only the test over the "
+                 "sources does.")
+
+
+def transfer_markdown(summary: dict[str, Any]) -> str:
+    """The table of :func:`transfer` as Markdown."""
+    n, s = summary["num_sources"], summary["num_seeds"]
+    lines = [f"# Transfer: {n} source runs per ordering x {s} adaptation seeds", "", TRANSFER_NOTE]
+    for header, rows in transfer_tables(summary):
+        lines += ["", f"| {' | '.join(header)} |", f"|---|{'---|' * (len(header) - 1)}"]
+        lines += [f"| {' | '.join(row)} |" for row in rows]
     src = summary.get("sources") or {}
     if src:
         lines += ["", "Source runs, mean test error on their own tasks: "

@@ -1,4 +1,4 @@
-"""The ``softorder report DIR`` command: an HTML report of a run, compare or sweep directory."""
+"""The ``softorder report DIR`` command: an HTML report of a folder that softorder wrote."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``report DIR`` to the ``softorder`` command's subparsers."""
     p = subparsers.add_parser(
         "report",
-        help="write DIR/report/index.html for a run, compare or sweep directory",
+        help="write DIR/report/index.html for a run, compare, transfer, adapt or sweep directory",
         description="Write DIR/report/index.html (results tables, per-task table, plots of the "
         "soft-ordering weights S and learning curves, the config and the versions used) with the "
         "PNG plots beside it.",
     )
-    p.add_argument("dir", metavar="DIR", help="a run dir (result.json), compare dir (results.json) "
-                   "or sweep dir (T<k>/results.json)")
+    p.add_argument("dir", metavar="DIR", help="a run dir (result.json), compare or transfer dir "
+                   "(results.json), adapt dir (adapt_summary.json) or sweep dir (T<k>/results.json)")
     p.set_defaults(func=run)
     return p
 

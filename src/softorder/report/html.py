@@ -1,4 +1,5 @@
-"""``softorder report DIR``: a self-contained HTML report of a run, compare or sweep directory.
+"""``softorder report DIR``: a self-contained HTML report of a run, compare, transfer, adapt or sweep
+directory.
 
 Writes ``DIR/report/index.html`` with the PNG plots of :mod:`softorder.report.plots` beside it: the
 results tables, the per-task table, the soft-ordering plots of Sec. 5 (Fig. 4), the config as YAML,
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from softorder.experiments import transfer
 from softorder.report import health as health_plots
 from softorder.report import plots
 from softorder.stats import fmt_p, fmt_pm
@@ -40,18 +42,41 @@ pre { background: #f6f8fa; padding: .8em; overflow-x: auto; font-size: .85em; }
 """
 
 
+#: What ``softorder experiment NAME`` writes, by its JSON file: that folder has its plots already.
+EXPERIMENT_FILES = {"planted.json": "planted", "fit_random.json": "fit-random",
+                    "layer_behaviour.json": "layer-behaviour"}
+ADAPT_FILES = ("adapt_summary.json", "adapt_results.json")
+
+
 def detect_kind(path: Path) -> str:
-    """``'run'``, ``'compare'`` or ``'sweep'`` for a results directory."""
+    """``'run'``, ``'compare'``, ``'transfer'``, ``'adapt'`` or ``'sweep'`` for a results directory;
+    a folder of softorder's that has no report, or none of softorder's, is a one-line error."""
     if RunDir(path).result.is_file() or RunDir(path).metrics.is_file():
         return "run"
     if (path / RESULTS_JSON).is_file():
-        return "compare"
+        results = plots.load_compare(path)
+        if isinstance(results, dict) and "methods" in results:
+            return "compare"
+        if isinstance(results, dict) and "num_sources" in results and "shots" in results:
+            return "transfer"
+        raise ValueError(f"{path / RESULTS_JSON} is neither a `softorder compare` nor a `softorder "
+                         "transfer` results file; pass the folder that command wrote")
+    if any((path / name).is_file() for name in ADAPT_FILES):
+        return "adapt"
+    for name, experiment in EXPERIMENT_FILES.items():
+        if (path / name).is_file():
+            raise ValueError(f"{path} is the output of `softorder experiment {experiment}` ({name}): its "
+                             "plots are the PNG files beside it; `softorder report` takes a run, "
+                             "compare, transfer, adapt or sweep folder")
+    if path.name == "report" and (path / "index.html").is_file():
+        raise ValueError(f"{path} is a report already; pass the folder it reports on: {path.parent}")
     try:
         plots.sweep_points(path)
     except FileNotFoundError:
         raise ValueError(
             f"{path} is not a results directory: expected result.json/metrics.jsonl (a run of "
-            "`softorder train`), results.json (a `softorder compare` dir) or T<k>/results.json (a sweep)"
+            "`softorder train`), results.json (a `softorder compare` or `transfer` folder), "
+            "adapt_summary.json (`softorder adapt`) or T<k>/results.json (a sweep)"
         ) from None
     return "sweep"
 
@@ -238,17 +263,54 @@ def _sweep_report(sdir: Path, page: _Page) -> Any:
     return plots.load_compare(points[0][1]).get("config")
 
 
+def _transfer_report(tdir: Path, page: _Page) -> Any:
+    summary = plots.load_compare(tdir)
+    page.h2(f"Transfer: {summary['num_sources']} source runs per ordering × {summary['num_seeds']} "
+            "adaptation seeds")
+    page.add(f"<p>{_e(transfer.TRANSFER_NOTE)}</p>\n")
+    (h1, errors), (h2, tests) = transfer.transfer_tables(summary)
+    page.add(table([h.replace("`", "") for h in h1], [[r[0].replace("`", ""), *r[1:]] for r in errors],
+                   "results"))
+    page.h2("Paired tests")
+    page.add(table(h2, tests, "comparisons"))
+    page.h2("Source runs")
+    src = summary.get("sources") or {}
+    page.add(table(["ordering", "mean test error % on their own tasks"],
+                   [[o, _pct(e)] for o, e in src.items()], "results"))
+    if (tdir / "sources" / RESULTS_JSON).is_file():
+        page.add(f"<p>Their comparison: <code>softorder report {_e(tdir / 'sources')}</code></p>\n")
+    return {"settings": summary.get("settings"), "new_task_names": summary.get("new_task_names")}
+
+
+def _adapt_report(adir: Path, page: _Page) -> Any:
+    if (adir / "adapt_summary.json").is_file():
+        s = plots.read_json(adir / "adapt_summary.json", "not an adapt folder")
+        table_ = s.get("mean_test_error") or {}
+    else:  # one shots-K folder: adapt_results.json alone
+        s = plots.read_json(adir / "adapt_results.json", "not an adapt folder")
+        table_ = {str(s.get("shots") or "all"): {r["mode"]: r["mean_test_error"] for r in s["results"]}}
+    modes = list(dict.fromkeys(m for row in table_.values() for m in row))
+    page.h2(f"Adaptation of {s.get('source', '')} to new tasks: mean test error %")
+    page.add(table(["shots", *modes], [[k, *(_pct(row.get(m)) for m in modes)] for k, row in table_.items()],
+                   "results"))
+    page.add(f"<p>New tasks: {_e(', '.join(s.get('tasks') or []))}. Each mode's run is a run folder "
+             f"(<code>softorder report {_e(adir)}/&lt;mode&gt;</code>).</p>\n")
+    return {k: s.get(k) for k in ("source", "source_sha256", "benchmark", "seed")}
+
+
 def write_report(directory: str | Path) -> Path:
     """Write ``DIR/report/index.html`` (and its PNGs) for a run, compare or sweep directory and
     return the path of index.html."""
     src = Path(directory)
     if not src.is_dir():
-        raise FileNotFoundError(f"{src} is not a directory; pass a run, compare or sweep directory")
+        raise FileNotFoundError(f"{src} is not a directory; pass a run, compare, transfer, adapt or sweep "
+                                "directory")
     kind = detect_kind(src)
     out_dir = src / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     page = _Page(out_dir, f"softorder {kind} report: {src.resolve().name}")
-    build = {"run": _run_report, "compare": _compare_report, "sweep": _sweep_report}[kind]
+    build = {"run": _run_report, "compare": _compare_report, "transfer": _transfer_report,
+             "adapt": _adapt_report, "sweep": _sweep_report}[kind]
     config = build(src, page)
     index = out_dir / "index.html"
     index.write_text(page.render(src.resolve(), config), encoding="utf-8")

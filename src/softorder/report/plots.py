@@ -44,7 +44,7 @@ PathLike = str | Path
 
 
 # -- loading ------------------------------------------------------------------------------------
-def _read_json(path: Path, what: str) -> Any:
+def read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {what}")
     try:
@@ -66,12 +66,12 @@ def load_metrics(run_dir: PathLike) -> list[dict[str, Any]]:
 
 def load_result(run_dir: PathLike) -> dict[str, Any]:
     """A run's ``result.json``."""
-    return _read_json(RunDir(run_dir).result, f"{run_dir} is not a finished run directory")
+    return read_json(RunDir(run_dir).result, f"{run_dir} is not a finished run directory")
 
 
 def load_compare(compare_dir: PathLike) -> dict[str, Any]:
     """A compare dir's ``results.json``."""
-    return _read_json(Path(compare_dir) / RESULTS_JSON, f"{compare_dir} is not a compare directory")
+    return read_json(Path(compare_dir) / RESULTS_JSON, f"{compare_dir} is not a compare directory")
 
 
 def sweep_points(sweep_dir: PathLike) -> list[tuple[int, Path]]:
