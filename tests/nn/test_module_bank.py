@@ -56,13 +56,15 @@ def _get(module: nn.Module, name: str) -> Tensor:
     return functools.reduce(getattr, name.split("."), module)  # type: ignore[arg-type, return-value]
 
 
-def _net(kind: str, ordering: str, depth: int | None = None) -> tuple[MultiTaskNet, list[nn.Module]]:
+def _net(
+    kind: str, ordering: str, depth: int | None = None, run: str = "auto"
+) -> tuple[MultiTaskNet, list[nn.Module]]:
     """A net whose core is a ModuleBank of fresh blocks, and deep copies of those blocks."""
     make, shape = KINDS[kind]
     n = T * L if ordering == "single" else L
     blocks = [make() for _ in range(n)]
     originals = copy.deepcopy(blocks)
-    core = make_ordering(ordering, lambda _: ModuleBank(blocks), T, L, depth, seed=2)
+    core = make_ordering(ordering, lambda _: ModuleBank(blocks, run), T, L, depth, seed=2)
     if kind == "resconv":  # (zero-padded channels would make GroupNorm's gradients ~1/sqrt(eps))
         encoders: nn.Module = SharedEncoder(nn.Conv2d(1, shape[0], 1))
     elif kind == "transformer":
@@ -127,14 +129,15 @@ def _check_against_loop(net: MultiTaskNet, blocks: list[nn.Module], xs: list[Ten
         torch.testing.assert_close(g, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("run", ["vmap", "loop"])
 @pytest.mark.parametrize("counts", [(B, B, B), (B, 1, 2)], ids=["equal-batches", "uneven-batches"])
 @pytest.mark.parametrize("ordering", ORDERINGS)
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_module_bank_in_a_multitask_net_equals_a_loop_over_the_modules(
-    kind: str, ordering: str, counts: tuple[int, ...]
+    kind: str, ordering: str, counts: tuple[int, ...], run: str
 ) -> None:
     torch.manual_seed(0)
-    net, blocks = _net(kind, ordering)
+    net, blocks = _net(kind, ordering, run=run)
     xs = _inputs(kind, counts)
     _check_against_loop(net, blocks, xs)
     for a, b in zip(net(xs), reference_forward(net, xs)):  # and the library's readable reference
@@ -318,3 +321,11 @@ def test_a_block_that_reads_values_is_not_refused_by_the_shape_check() -> None:
     bank = ModuleBank([_ReadsValues(), _ReadsValues()])
     bank.check_input(torch.randn(3, 4), "core input")
     assert bank.layer(1, torch.randn(3, 4)).shape == (3, 4)
+
+
+def test_auto_runs_attention_blocks_one_call_per_block_and_others_vmapped() -> None:
+    assert ModuleBank([TransformerBlock(8, heads=2) for _ in range(2)]).run == "loop"
+    assert ModuleBank([ResidualMLP(6) for _ in range(2)]).run == "vmap"
+    assert "run='loop'" in repr(ModuleBank([ResidualMLP(6) for _ in range(2)], run="loop"))
+    with pytest.raises(ValueError, match="ModuleBank: unknown run 'scan'; choose one of auto, vmap, loop"):
+        ModuleBank([ResidualMLP(6) for _ in range(2)], run="scan")
