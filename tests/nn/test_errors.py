@@ -99,3 +99,19 @@ def test_input_dtype_and_device_name_the_task(net: so.MultiTaskNet) -> None:
         net([torch.randn(2, 3), torch.zeros(2, 4, dtype=torch.long)])
     with pytest.raises(ValueError, match=r"task 0: the input is on meta but the network is on cpu"):
         net([torch.randn(2, 3, device="meta"), torch.randn(2, 4)])
+
+
+def test_library_misuse_names_the_argument_and_the_fix(net: so.MultiTaskNet) -> None:
+    core = so.SoftOrder([torch.nn.Linear(8, 8) for _ in range(3)], num_tasks=2)
+    with pytest.raises(ValueError, match=r"SoftOrder input: got torch.float64 rows.*x.to\(torch.float32\)"):
+        core(torch.randn(4, 8, dtype=torch.float64), 0)
+    gru = so.SoftOrder([torch.nn.GRU(8, 8, batch_first=True) for _ in range(2)], num_tasks=2)
+    with pytest.raises(ValueError, match=r"a block returns a tuple, not one tensor.*gru\(x\)\[0\]"):
+        gru(torch.randn(4, 5, 8), 0)
+    xs, y = [torch.randn(4, 3), torch.randn(4, 4)], torch.tensor([0, 1, 2, 0], dtype=torch.int32)
+    with pytest.raises(ValueError, match=r"task 0: labels are torch.int32.*labels.long\(\)"):
+        net.losses(net(xs), [y % 2, y], check=True)
+    with pytest.raises(ValueError, match=r"task 0 has 3 classes, but binary=True \(the default"):
+        so.shared_encoder_net(torch.nn.Linear(6, 16), [3], width=16)
+    with pytest.raises(ValueError, match=r"images of 3 channels but channels=2.*channels >= 3"):
+        so.conv_net([5], image_shape=(3, 105, 105), channels=2)  # at construction, not the first forward

@@ -221,8 +221,11 @@ class Decoders(TaskHeads):
         if len(self.binary) != len(self.num_classes):
             raise ValueError(f"got {len(self.num_classes)} class counts but {len(self.binary)} binary flags")
         for t, (c, b) in enumerate(zip(self.num_classes, self.binary)):
-            if c < 2 or (b and c != 2):
-                raise ValueError(f"task {t}: needs >= 2 classes (exactly 2 if binary), got {c}")
+            if c < 2:
+                raise ValueError(f"task {t}: needs >= 2 classes, got {c}")
+            if b and c != 2:
+                raise ValueError(f"task {t}: a binary task (one sigmoid output) has exactly 2 classes, got "
+                                 f"{c}; make it binary=False for a softmax over {c} classes")
         self.out = [1 if b else c for c, b in zip(self.num_classes, self.binary)]
         self.layers = nn.ModuleList(nn.Linear(in_features, o) for o in self.out)
 
@@ -293,6 +296,9 @@ class Decoders(TaskHeads):
             raise ValueError(
                 f"task {task}: labels must be integer class ids (torch.long), got {target.dtype}"
             )
+        if not self.binary[task] and target.dtype not in (torch.long, torch.uint8):
+            raise ValueError(f"task {task}: labels are {target.dtype}; cross-entropy takes torch.long "
+                             "class ids: pass labels.long()")
         c = self.num_classes[task]
         bad = (target < 0) | (target >= c)
         if bool(bad.any()):

@@ -163,6 +163,10 @@ class ModuleBank(LayerBank):
     def check_input(self, y: Tensor, where: str) -> None:
         """A ValueError naming ``where`` when the blocks cannot take rows of ``y``'s shape, or
         cannot take their own output back (checked once per row shape)."""
+        weights = next(iter(self._state()[0].values()))
+        if y.is_floating_point() and y.dtype != weights.dtype and not torch.is_autocast_enabled(y.device.type):
+            raise ValueError(f"{where}: got {y.dtype} rows, but the blocks' weights are {weights.dtype}; "
+                             f"convert the input (x.to({weights.dtype})) or the blocks (.to({y.dtype}))")
         shape = tuple(y.shape[1:])
         if shape not in self._shapes_ok:
             self._trace(shape, 2, where)
@@ -196,6 +200,12 @@ class ModuleBank(LayerBank):
                     "each block's output to the next block: keep the feature size or channels (images "
                     "that shrink: larger inputs or fewer depths)"
                 ) from None
+            if not isinstance(x, Tensor):
+                raise ValueError(
+                    f"{where}: a block returns a {type(x).__name__}, not one tensor (nn.GRU and nn.LSTM "
+                    "return (output, state)); wrap the block in a module whose forward returns one "
+                    "tensor, e.g. gru(x)[0]"
+                )
             shapes.append(tuple(x.shape[1:]))
         return shapes
 

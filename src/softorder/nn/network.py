@@ -257,6 +257,9 @@ def conv_net(
     ReLU`` layers (or what ``bank`` makes: images of ``channels`` channels in and out), per-task
     softmax decoders. ``channels_last`` and ``orders_on_device``: see :mod:`softorder.nn.orderings`."""
     num_tasks = len(num_classes)
+    if image_shape[0] > channels:
+        raise ValueError(f"conv_net: images of {image_shape[0]} channels but channels={channels}; the "
+                         f"identity encoder zero-pads images to `channels`: use channels >= {image_shape[0]}")
 
     def conv_bank(n: int) -> ConvBank:
         return ConvBank(channels, n, kernel_size, padding, dropout=dropout, init=init)
@@ -304,6 +307,11 @@ def shared_encoder_net(
     core (or what ``bank`` makes) and per-task decoders: the CelebA setting (Sec. 4.4).
     ``orders_on_device``: see :meth:`~softorder.nn.orderings.HardOrdering.use_orders_on_device`."""
     num_tasks = len(num_classes)
+    many = [t for t, c in enumerate(num_classes) if c != 2]
+    if binary is True and many:
+        raise ValueError(f"shared_encoder_net: task {many[0]} has {num_classes[many[0]]} classes, but "
+                         "binary=True (the default: one sigmoid output per task, as CelebA's attributes); "
+                         "pass binary=False for softmax decoders")
     flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
     core = dense_core(
         ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm,
