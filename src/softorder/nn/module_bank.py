@@ -164,7 +164,8 @@ class ModuleBank(LayerBank):
         """A ValueError naming ``where`` when the blocks cannot take rows of ``y``'s shape, or
         cannot take their own output back (checked once per row shape)."""
         weights = next(iter(self._state()[0].values()))
-        if y.is_floating_point() and y.dtype != weights.dtype and not torch.is_autocast_enabled(y.device.type):
+        autocast = torch.is_autocast_enabled(y.device.type)
+        if y.is_floating_point() and y.dtype != weights.dtype and not autocast:
             raise ValueError(f"{where}: got {y.dtype} rows, but the blocks' weights are {weights.dtype}; "
                              f"convert the input (x.to({weights.dtype})) or the blocks (.to({y.dtype}))")
         shape = tuple(y.shape[1:])
