@@ -132,3 +132,24 @@ def test_missing_data_leaves_no_run_folder(tmp_path: Path, capsys: pytest.Captur
     err = _err(capsys, ["train", "uci", "--data-dir", str(data), "--out", str(tmp_path / "o")])
     assert str(data / "uci" / "australian") in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--test-fraction", "0.2"], "--test-fraction (config key test_fraction) applies to omniglot, not to "
+                                     "synthetic; leave it out"),
+        (["--image-size", "28"], "--image-size (config key image_size) applies to celeba, omniglot"),
+        (["--set", "test_fraction=0.2"], "the command line (--set and flags): test_fraction is a key of"),
+        (["--trials", "0"], "trials must be at least 1, got 0"),
+        (["--workers", "0"], "workers must be at least 1, got 0"),
+        (["--orderings", "soft,hard"], "unknown ordering(s) ['hard']"),
+    ],
+)
+def test_compare_names_the_flag_and_refuses_before_it_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(["compare", "synthetic", *argv, "--out", str(tmp_path / "o")]) == 2
+    said = capsys.readouterr()
+    assert message in said.err and "synthetic.yaml" not in said.err  # the flag, not the shipped file
+    assert said.out == ""  # no header before the refusal

@@ -16,9 +16,10 @@ from types import FrameType
 from softorder import __version__, bench, benchmarks
 from softorder.data.download import fetch, resolve_data_dir
 from softorder.experiments import adapt_cli, analysis_cli, predict_cli, transfer
-from softorder.experiments.compare import compare
+from softorder.experiments.compare import check_request, compare
 from softorder.nn.orderings import ORDERINGS
 from softorder.report import cli as report_cli
+from softorder.train.config import keys_of
 from softorder.train.distributed import is_main
 from softorder.train.rundir import RESULTS_MD, RunDir
 from softorder.train.trainer import TrainingDiverged
@@ -119,16 +120,30 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+#: compare's flags that set a config key: (flag, key, attribute of args)
+COMPARE_KEY_FLAGS = (("--data-dir", "data_dir", "data_dir"), ("--tasks", "tasks", "tasks"),
+                     ("--test-fraction", "test_fraction", "test_fraction"),
+                     ("--image-size", "image_size", "image_size"))
+
+
+def _flag_overrides(args: argparse.Namespace, flags: Sequence[tuple[str, str, str]]) -> list[str]:
+    """``key=value`` for every flag given; a flag whose key is not one of the benchmark's is refused
+    naming the flag."""
+    bench = benchmarks.get(args.benchmark).name  # an unknown benchmark is refused by name first
+    out = []
+    for flag, key, attr in flags:
+        value = getattr(args, attr)
+        if value is None:
+            continue
+        if key not in keys_of(bench):
+            owners = ", ".join(b for b in benchmarks.names() if key in keys_of(b))
+            raise ValueError(f"{flag} (config key {key}) applies to {owners}, not to {bench}; leave it out")
+        out.append(f"{key}={value}")
+    return out
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
-    for key, value in (
-        ("data_dir", args.data_dir),
-        ("tasks", args.tasks),
-        ("test_fraction", args.test_fraction),
-        ("image_size", args.image_size),
-    ):
-        if value is not None:
-            overrides.append(f"{key}={value}")
+    overrides = list(args.overrides) + _flag_overrides(args, COMPARE_KEY_FLAGS)
     cfg, per = benchmarks.benchmark_config(args.benchmark, args.quick, overrides, path=args.config)
     orderings = [o.strip() for o in args.orderings.split(",") if o.strip()]
     trials = args.trials if args.trials is not None else (3 if args.quick else 5)
@@ -136,6 +151,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         args.out
         or f"runs/compare-{args.benchmark}{'-quick' if args.quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
+    check_request(cfg, orderings, trials, args.workers, args.vectorise)  # refuse first, then print
     print(
         f"softorder compare {args.benchmark}: {', '.join(orderings)} × {trials} trials -> {out}/", flush=True
     )

@@ -107,6 +107,32 @@ def _units(
     return sorted(units, key=lambda u: (u[0] != "group", _COST.get(u[1][0][0], 9)))
 
 
+def check_request(
+    cfg: Config, orderings: Sequence[str], trials: int, workers: int | None, vectorise: bool | None
+) -> bool:
+    """Refuse a comparison that cannot run (before anything is printed, trained or written);
+    returns ``vectorise`` resolved (default: the benchmark's)."""
+    bench = benchmarks.get(cfg.benchmark)
+    benchmarks.check(cfg)
+    bad = [o for o in orderings if o not in ORDERINGS]
+    if bad:
+        raise ValueError(f"unknown ordering(s) {bad}; choose from {', '.join(ORDERINGS)}")
+    if not orderings:
+        raise ValueError(f"no orderings to compare; name some of {', '.join(ORDERINGS)}")
+    if trials < 1:
+        raise ValueError(f"trials must be at least 1, got {trials}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    distributed.require_device(cfg.run.device)  # before any worker starts
+    if vectorise is None:
+        vectorise = bench.vectorise
+    if vectorise and not bench.in_memory:
+        raise ValueError(
+            f"{bench.name} streams its data from disk: its trials run one by one (drop --vectorise)"
+        )
+    return vectorise
+
+
 def compare(
     cfg: Config,
     out: str | Path,
@@ -121,18 +147,7 @@ def compare(
 
     ``vectorise`` (default: the benchmark's ``vectorise``) trains each method's fresh
     trials as one vectorised model; ``workers`` processes (default: CPU cores) share the work."""
-    bench = benchmarks.get(cfg.benchmark)
-    benchmarks.check(cfg)
-    bad = [o for o in orderings if o not in ORDERINGS]
-    if bad:
-        raise ValueError(f"unknown ordering(s) {bad}; choose from {', '.join(ORDERINGS)}")
-    if not orderings:
-        raise ValueError(f"no orderings to compare; name some of {', '.join(ORDERINGS)}")
-    if trials < 1:
-        raise ValueError(f"trials must be at least 1, got {trials}")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    distributed.require_device(cfg.run.device)  # before any worker starts
+    vectorise = check_request(cfg, orderings, trials, workers, vectorise)
     out = Path(out)
     per_ordering = per_ordering or {}
     jobs = []
@@ -140,12 +155,6 @@ def compare(
         for o in orderings:
             c = cfg.replace(ordering=o, seed=cfg.seed + k, **per_ordering.get(o, {}))
             jobs.append((o, k, c, out / "runs" / o / f"trial{k}"))
-    if vectorise is None:
-        vectorise = bench.vectorise
-    if vectorise and not bench.in_memory:
-        raise ValueError(
-            f"{bench.name} streams its data from disk: its trials run one by one (drop --vectorise)"
-        )
     units = _units(jobs, vectorise and trials > 1)
     workers = workers or min(len(units), os.cpu_count() or 1)
     reused = sum(RunDir(d).finished() for *_, d in jobs)

@@ -57,6 +57,8 @@ def read_benchmark_config(
     if quick:
         data.update(quick_part)
     given = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    if given:  # the file's own errors name the file; what is left is the command line's
+        Config.from_dict(dict(data), source=str(path))
     data.update(given)
     unknown = sorted(map(str, set(per_ordering) - set(ORDERINGS)))
     if unknown:
@@ -67,7 +69,7 @@ def read_benchmark_config(
         fixed = sorted(set(part or {}) & {"benchmark", "ordering", "seed"})
         if fixed:
             raise ValueError(f"{path}: orderings.{o} cannot set {', '.join(fixed)} (shared by all methods)")
-    cfg = Config.from_dict(data, source=str(path))
+    cfg = Config.from_dict(data, source="the command line (--set and flags)" if given else str(path))
     per = {o: {k: v for k, v in (part or {}).items() if k not in given} for o, part in per_ordering.items()}
     for o, part in per.items():  # validate early: unknown keys and bad values fail before any run
         Config.from_dict({**cfg.to_dict(), **part, "ordering": o}, source=f"{path}, orderings.{o}")
