@@ -62,3 +62,10 @@ def test_read_json_object_is_none_for_what_is_not_a_whole_object(tmp_path: Path)
     (tmp_path / "list.json").write_text("[1, 2]")
     for name in ("missing.json", "cut.json", "list.json"):
         assert read_json_object(tmp_path / name) is None
+
+
+def test_a_folder_in_the_way_is_named_not_the_temp_file(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError) as e:
+        atomic_write_bytes(tmp_path, b"x")
+    assert e.value.filename == str(tmp_path) and "is a folder, not a file" in str(e.value)
+    assert list(tmp_path.iterdir()) == []  # no temp file left

@@ -8,6 +8,7 @@ kernel applies the umask (``tempfile.mkstemp`` would make every file ``0600``).
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -36,6 +37,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     the file is either the old one or complete, never half-written. An exception from
     ``write`` removes the temp file and leaves ``path`` as it was."""
     path = Path(path)
+    if path.is_dir():  # else the rename fails naming the temp file, a name the caller never gave
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file; name a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _open_temp(path)
     try:

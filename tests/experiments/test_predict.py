@@ -178,6 +178,11 @@ def test_bad_inputs_leave_no_file(tabular_run: Path, image_run: Path, tmp_path: 
         assert message in _err(capsys, ["predict", *argv, "--out", str(out)]), argv
         assert out.read_text() == "earlier predictions\n"  # untouched: nothing half-written
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    err = _err(capsys, ["predict", str(tabular_run), str(lacking), "--task", "alpha", "--out", str(folder)])
+    assert f"--out {folder} is a folder; name the CSV file, e.g. --out {folder / 'predictions.csv'}" in err
+    assert ".tmp" not in err and list(folder.iterdir()) == []
 
 
 def test_runs_that_cannot_predict(tmp_path: Path, tabular_run: Path,

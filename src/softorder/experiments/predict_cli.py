@@ -26,12 +26,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict, say what was ignored, write the CSV (atomically: all of it or nothing)."""
+    out = Path(args.out)
+    if out.is_dir():  # before the predictions, which may take long
+        raise IsADirectoryError(f"--out {out} is a folder; name the CSV file, e.g. --out "
+                                f"{out / 'predictions.csv'}")
     run = load_run(args.run_dir)
     task = choose_task(run, args.task)
     predictions = run.predict(task, args.input)
     for note in predictions.notes:
         print(f"softorder: note: {note}", file=sys.stderr)
-    out = Path(args.out)
     predictions.write_csv(out)
     print(f"{len(predictions.ids)} prediction(s) of task {task} written to {out} "
           f"(id, label, {', '.join(f'p_{c}' for c in predictions.classes)})")
