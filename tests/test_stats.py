@@ -21,6 +21,8 @@ def test_paired_test_is_none_where_undefined() -> None:
     same_shift = paired_test([0.1, 0.2], [0.2, 0.3])
     assert same_shift["p_value"] is None and fmt_p(same_shift["p_value"]) == "n/a"
     assert paired_test([0.1, 0.2], [0.1, 0.2])["p_value"] == 1.0
+    tie = paired_test([0.1], [0.1])  # one trial says nothing, even when it ties (docs: null)
+    assert tie["p_value"] is None and tie["p_wilcoxon"] is None and fmt_p(tie["p_value"]) == "n/a"
 
 
 def test_error_bars_stay_inside_the_metric_range() -> None:

@@ -43,7 +43,8 @@ def error_bars(
 
 def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int | str | None]:
     """Paired two-sided t-test of ``a - b`` over trials (and the Wilcoxon signed-rank p-value).
-    A p-value that is undefined (one trial, or every difference equal but not zero) is None."""
+    A p-value that is undefined (one trial, tied or not, or every difference equal but not zero)
+    is None; every difference zero over two or more trials is 1."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.shape != y.shape:
         raise ValueError(f"paired test needs equal trial counts, got {x.size} and {y.size}")
@@ -55,8 +56,8 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int
         "wins": int((d < 0).sum()),
         "losses": int((d > 0).sum()),
     }
-    if d.size < 2 or np.allclose(d, d[0]):
-        out["p_value"] = 1.0 if np.allclose(d, 0) else None
+    if d.size < 2 or np.allclose(d, d[0]):  # one trial says nothing, even when it ties
+        out["p_value"] = 1.0 if d.size > 1 and np.allclose(d, 0) else None
         out["p_wilcoxon"] = out["p_value"]
         return out
     from scipy import stats
