@@ -105,3 +105,16 @@ def test_transfer_adapt_and_other_folders(tmp_path: Path, capsys: pytest.Capture
     (tmp_path / "odd" / "results.json").write_text("{}")
     with pytest.raises(ValueError, match="neither a `softorder compare` nor"):
         write_report(tmp_path / "odd")
+
+
+def test_compare_report_shows_what_each_method_ran_with(compare_dir: Path) -> None:
+    results = json.loads((compare_dir / "results.json").read_text())
+    results["config"].update(soft_norm="none", dropout=0.2)
+    results["methods"]["soft"]["overrides"] = {"soft_norm": "l2", "dropout": 0.0}
+    results["methods"]["parallel"]["overrides"] = {}
+    (compare_dir / "results.json").write_text(json.dumps(results))
+    text = write_report(compare_dir).read_text()
+    rows = re.findall(r"<tr>((?:<td>[^<]*</td>)+)</tr>", text.split("Settings per method")[1])
+    cells = [re.findall(r"<td>([^<]*)</td>", r) for r in rows[:2]]
+    assert cells == [["dropout", "0.2", "0.0", "0.2"], ["soft_norm", "none", "l2", "none"]]  # soft, parallel
+    assert "<h2>Config (the base; each method&#x27;s own keys are under Settings per method)</h2>" in text

@@ -129,6 +129,7 @@ class _Page:
         self.out_dir, self.title = out_dir, title
         self.parts: list[str] = []
         self.failed: list[str] = []
+        self.config_note = ""
 
     def h2(self, text: str) -> None:
         self.parts.append(f"<h2>{_e(text)}</h2>\n")
@@ -158,7 +159,8 @@ class _Page:
             f"<title>{_e(self.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
             f"<h1>{_e(self.title)}</h1>\n<p class=\"meta\">source: {_e(source)}<br>generated {_e(now)}</p>\n"
             + "".join(self.parts)
-            + f"<h2>Config</h2>\n<pre>{_e(cfg)}</pre>\n<h2>Versions</h2>\n"
+            + f"<h2>Config{_e(f' ({self.config_note})' if self.config_note else '')}</h2>\n"
+            + f"<pre>{_e(cfg)}</pre>\n<h2>Versions</h2>\n"
             + table(["software", "version"], list(vers.items()))
             + "</body>\n</html>\n"
         )
@@ -226,6 +228,7 @@ def _compare_report(cdir: Path, page: _Page) -> Any:
                     for t, n in enumerate(names)], "per-task"))
     page.plot("per_task.png", "test error per task and method (bars: 95% CI over trials)",
               lambda out: plots.plot_per_task(cdir, out))
+    _method_settings(results, methods, page)
     page.h2("Learning curves")
     page.plot("learning_curves.png", "mean validation error over steps (band: min..max over trials)",
               lambda out: plots.plot_learning_curves(cdir, out))
@@ -239,6 +242,27 @@ def _compare_report(cdir: Path, page: _Page) -> Any:
             page.plot(f"s_trajectories_{method}.png", f"softmax(S) of the first two tasks ({method})",
                       functools.partial(plots.plot_s_trajectories, run))
     return results.get("config")
+
+
+def _method_settings(results: dict[str, Any], methods: list[str], page: _Page) -> None:
+    """What each method ran with where it differs from the base config (its per-ordering
+    section), as results.md says; the Config section below is that base."""
+    base = results.get("config") or {}
+    over = {m: results["methods"][m].get("overrides") or {} for m in methods}
+    keys = sorted({k for o in over.values() for k in o})
+    if not keys:
+        return
+    page.h2("Settings per method")
+    page.add("<p>Each method ran with the config below except for these keys (its <code>orderings:</code> "
+             "section).</p>\n")
+    page.add(table(["key", "base config", *methods],
+                   [[k, _setting(base.get(k)), *(_setting(over[m].get(k, base.get(k))) for m in methods)]
+                    for k in keys], "settings"))
+    page.config_note = "the base; each method's own keys are under Settings per method"
+
+
+def _setting(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
 def _sweep_report(sdir: Path, page: _Page) -> Any:
