@@ -71,3 +71,29 @@ def test_health_plot_of_real_runs(tmp_path: Path) -> None:
         train(cfg.replace(ordering=o), d, quiet=True)
     assert has_health(runs["soft"]) and not has_health(tmp_path)
     assert _is_png(plot_health(runs, tmp_path / "health.png", styles={"soft": "r-"}))
+
+
+def test_plots_and_report_say_which_mixing_weights_they_show(run_dir: Path, tmp_path: Path) -> None:
+    from softorder.report.html import write_report
+
+    assert plots.mixing_label(run_dir) == "mixing weights (softmax(S))"
+    cfg = run_dir / "config.yaml"
+    cfg.write_text(cfg.read_text() + "soft_norm: l2\ntemperature: 0.5\n")
+    label = "mixing weights (softmax(S/0.5)/‖·‖₂)"  # what MultiTaskNet.mixing_weights() logged as S
+    assert plots.mixing_label(run_dir) == label
+    text = write_report(run_dir).read_text()
+    assert f"{label} per task at the best step" in text and "softmax(S) per task" not in text
+    import matplotlib.pyplot as plt
+
+    seen: list[str] = []
+    real = plots.save_figure
+
+    def spy(fig: plt.Figure, out: Path) -> Path:
+        seen.extend([fig.get_supylabel(), *(ax.yaxis.label.get_text() for ax in fig.axes)])
+        return real(fig, out)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "save_figure", spy)
+        plots.plot_s_heatmaps(run_dir, tmp_path / "h.png")
+        plots.plot_s_trajectories(run_dir, tmp_path / "t.png")
+    assert label in seen and "softmax(S)" not in seen  # the colour bar and the trajectories' axis

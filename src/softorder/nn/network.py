@@ -154,7 +154,9 @@ class MultiTaskNet(nn.Module):
             yield from (p for p in m.parameters() if p.requires_grad)
 
     def mixing_weights(self) -> Tensor | None:
-        """softmax(S), ``[T, depth, layer]``, detached; None for hard orderings."""
+        """The mixing weights ``[T, depth, layer]``, detached: softmax(S / temperature), or with
+        ``soft_norm="l2"`` that divided by its L2 norm over the layers (a row then sums to between
+        1 and sqrt(layers)); None for hard orderings."""
         if isinstance(self.core, SoftOrdering):
             return self.core.weights().detach()
         return None

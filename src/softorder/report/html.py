@@ -189,9 +189,10 @@ def _run_report(run: Path, page: _Page) -> Any:
                   lambda out: health_plots.plot_health({run.name: run}, out))
     if plots.has_s(run):
         page.h2("Soft ordering (Sec. 5, Fig. 4)")
-        page.plot("s_heatmaps.png", "softmax(S) per task at the best step; red: the strongest path",
+        label = plots.mixing_label(run)
+        page.plot("s_heatmaps.png", f"{label} per task at the best step; red: the strongest path",
                   lambda out: plots.plot_s_heatmaps(run, out))
-        page.plot("s_trajectories.png", "softmax(S) of the first two tasks over training",
+        page.plot("s_trajectories.png", f"{label} of the first two tasks over training",
                   lambda out: plots.plot_s_trajectories(run, out))
     cfg_path = RunDir(run).config
     return yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else None
@@ -237,9 +238,10 @@ def _compare_report(cdir: Path, page: _Page) -> Any:
         if soft_runs:
             run = soft_runs[0]
             page.h2(f"Soft ordering of {method}, {run.relative_to(cdir)} (Sec. 5, Fig. 4)")
-            page.plot(f"s_heatmaps_{method}.png", f"softmax(S) per task ({method}); red: the strongest path",
+            label = plots.mixing_label(run)
+            page.plot(f"s_heatmaps_{method}.png", f"{label} per task ({method}); red: the strongest path",
                       functools.partial(plots.plot_s_heatmaps, run))
-            page.plot(f"s_trajectories_{method}.png", f"softmax(S) of the first two tasks ({method})",
+            page.plot(f"s_trajectories_{method}.png", f"{label} of the first two tasks ({method})",
                       functools.partial(plots.plot_s_trajectories, run))
     return results.get("config")
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from softorder.stats import error_bars, mean_ci95
 from softorder.train.rundir import RESULTS_JSON, RunDir
+from softorder.train.yaml12 import read_mapping
 
 PathLike = str | Path
 
@@ -97,8 +98,9 @@ def run_dirs(compare_dir: PathLike, method: str, results: dict[str, Any] | None 
 
 
 def s_at(run_dir: PathLike, which: str = "best") -> tuple[np.ndarray, int]:
-    """softmax(S) as ``[T, K, L]`` and its step: at the run's best step (``which='best'``, falling back
-    to the last evaluation with S) or at the last evaluation with S (``which='last'``)."""
+    """The mixing weights (the ``S`` key: :func:`mixing_label`) as ``[T, K, L]`` and its step: at
+    the run's best step (``which='best'``, falling back to the last evaluation with S) or at the
+    last evaluation with S (``which='last'``)."""
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
     rows = [r for r in load_metrics(run_dir) if r.get("S") is not None]
@@ -112,6 +114,17 @@ def s_at(run_dir: PathLike, which: str = "best") -> tuple[np.ndarray, int]:
         best = load_result(run_dir).get("best_step")
         chosen = next((r for r in rows if r["step"] == best), chosen)
     return np.asarray(chosen["S"], dtype=float), int(chosen["step"])
+
+
+def mixing_label(run_dir: PathLike) -> str:
+    """What a run's ``S`` key holds (``MultiTaskNet.mixing_weights()``), as its config made it:
+    ``softmax(S)``, over a temperature ``softmax(S/τ)``, and with ``soft_norm: l2`` that divided by
+    its L2 norm (each row then sums to more than 1)."""
+    cfg = RunDir(run_dir).config
+    data = read_mapping(cfg) if cfg.is_file() else {}
+    tau = data.get("temperature", 1.0)
+    text = "softmax(S)" if tau in (None, 1, 1.0) else f"softmax(S/{tau:g})"
+    return f"mixing weights ({text}/‖·‖₂)" if data.get("soft_norm") == "l2" else f"mixing weights ({text})"
 
 
 def has_s(run_dir: PathLike) -> bool:
@@ -167,7 +180,8 @@ def _bounds(key: str) -> tuple[float, float]:
 
 # -- S plots (Sec. 5, Fig. 4) -------------------------------------------------------------------
 def plot_s_heatmaps(run_dir: PathLike, out: PathLike, which: str = "best") -> Path:
-    """One depth × layer heatmap of softmax(S) per task, the strongest path marked (Fig. 4d)."""
+    """One depth × layer heatmap of the mixing weights per task (softmax(S), or what the run's
+    ``soft_norm`` made of it: :func:`mixing_label`), the strongest path marked (Fig. 4d)."""
     s, step = s_at(run_dir, which)
     T, K, L = s.shape
     names = task_names(run_dir, T)
@@ -195,7 +209,7 @@ def plot_s_heatmaps(run_dir: PathLike, out: PathLike, which: str = "best") -> Pa
             ax.set_ylabel("depth", fontsize=8)
         if t // cols == rows - 1 or t + cols >= T:
             ax.set_xlabel("layer", fontsize=8)
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="softmax(S)")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=mixing_label(run_dir))
     fig.suptitle(f"soft ordering at step {step}: strongest path in red", fontsize=9)
     return save_figure(fig, out)
 
@@ -222,7 +236,7 @@ def plot_s_trajectories(run_dir: PathLike, out: PathLike, tasks: Sequence[int] =
             ax.tick_params(labelsize=7)
             if i == len(tasks) - 1:
                 ax.set_xlabel("step", fontsize=8)
-        axes[i][0].set_ylabel("softmax(S)", fontsize=8)
+    fig.supylabel(mixing_label(run_dir), fontsize=8)  # once: a label per row would run into the next
     axes[0][K - 1].legend(fontsize=6, loc="upper right")
     return save_figure(fig, out)
 

@@ -107,7 +107,8 @@ class RunResult:
 @dataclass
 class Evaluation:
     """One validation record (a ``metrics.jsonl`` line): per-task train loss, validation loss and
-    error, softmax(S); ``extras`` follow them (health, throughput)."""
+    error, and ``S``: the mixing weights ``net.mixing_weights()`` (softmax(S), with ``soft_norm: l2``
+    divided by their L2 norm); ``extras`` follow them (health, throughput)."""
 
     step: int
     time: float
