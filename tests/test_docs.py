@@ -362,3 +362,45 @@ def test_the_checks_catch_a_broken_link_or_path(tmp_path: Path) -> None:
     problems = link_problems(text, doc)
     assert len(problems) == 3, problems
     assert "#nope" in problems[0] and "missing.md" in problems[1] and "benchmarks/nothing.py" in problems[2]
+
+
+def _row(text: str, flag: str) -> str:
+    """The docs/cli.md table row of ``flag`` (the first), backticks dropped."""
+    found = re.search(rf"^\| `{re.escape(flag)}[ `,].*$", text, re.MULTILINE)
+    assert found, f"docs/cli.md has no table row for {flag}"
+    return found.group(0).replace("`", "")
+
+
+def test_the_cli_reference_says_what_the_code_does() -> None:
+    """What help generates from the code (defaults, limits, which benchmarks a flag serves) is what
+    docs/cli.md says, and where the configs live is where they are."""
+    from softorder import bench, benchmarks
+    from softorder.cli import key_help, tasks_limits, vectorised
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    assert f"on for {', '.join(vectorised())})" in _row(text, "--vectorise")
+    assert tasks_limits() in _row(text, "--tasks")
+    for flag, key in (("--test-fraction", "test_fraction"), ("--image-size", "image_size")):
+        owners = key_help(key, "").split(":")[0]
+        assert _row(text, flag).split("| ")[2].startswith(f"{owners}:"), flag
+    workloads = _row(text, "--workloads")
+    assert all(f" {w}" in workloads for w in bench.WORKLOADS), workloads
+    cpu = [w for w in bench.WORKLOADS if w not in bench.CPU_DEFAULT.split(",")]
+    assert f"default on the CPU: all but {', '.join(cpu)}" in workloads
+    folder = benchmarks.get("mnist").config_path.parent.relative_to(ROOT / "src" / "softorder").as_posix()
+    assert f"Configs are YAML files in `src/softorder/{folder}/`" in text
+    help_ = {a.dest: a.help for a in parser()._subparsers._group_actions[0].choices["transfer"]._actions}
+    assert " ".join(str(help_["workers"]).split()) in _row(text, "--workers N")
+
+
+def test_help_is_plain_text_for_users() -> None:
+    """``--help`` of every command: no reST markup, no notes to developers, no internal names."""
+    todo = [parser()]
+    while todo:
+        p = todo.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                todo.extend(action.choices.values())
+        shown = p.format_help()
+        for bad in ("``", ":func:", ":class:", "**", "(Over ", "adapt_overrides"):
+            assert bad not in shown, f"{p.prog} --help shows {bad!r}"

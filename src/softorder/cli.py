@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -19,7 +20,7 @@ from softorder.experiments import adapt_cli, analysis_cli, predict_cli, transfer
 from softorder.experiments.compare import check_request, compare
 from softorder.nn.orderings import ORDERINGS
 from softorder.report import cli as report_cli
-from softorder.train.config import keys_of
+from softorder.train.config import Config, keys_of
 from softorder.train.distributed import is_main
 from softorder.train.rundir import RESULTS_MD, RunDir
 from softorder.train.trainer import TrainingDiverged
@@ -101,12 +102,15 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--trials", type=int, default=None, help="trials per method (default 5; --quick: 3)")
     p.add_argument("--quick", action="store_true", help="a small, fast configuration (CPU minutes)")
-    p.add_argument("--tasks", type=int, help="number of tasks (mnist: 1..10, omniglot: 1..50)")
-    p.add_argument(
-        "--test-fraction", type=float, help="omniglot: fraction of drawings per character for test"
-    )
-    p.add_argument("--image-size", type=int, help="omniglot: resize images (e.g. 28 for CPU runs)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--tasks", type=int, help=f"number of tasks (config key tasks; {tasks_limits()})")
+    p.add_argument("--test-fraction", type=float,
+                   help=key_help("test_fraction", "fraction of drawings per character for test"))
+    p.add_argument("--image-size", type=int,
+                   help=key_help("image_size", "image size: images resized to it (celeba: the trunk's "
+                                 "input)"))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key for every method (repeatable; wins over the per-ordering "
+                   "section), e.g. --set steps=500")
     p.add_argument("--config", help="a YAML config instead of the shipped one")
     p.add_argument("--out", help="output directory (default runs/compare-<benchmark>-<time>)")
     p.add_argument("--workers", type=int, help="parallel runs (default: CPU cores)")
@@ -114,7 +118,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "--vectorise",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="train each method's trials as one vectorised model (default: on for mnist, uci)",
+        help="train each method's trials as one vectorised model (default: on for "
+        f"{', '.join(vectorised())}); --no-vectorise runs one process per trial",
     )
     p.add_argument("--data-dir", help="data directory (default ~/.cache/softorder)")
     p.set_defaults(func=cmd_compare)
@@ -140,6 +145,24 @@ def _flag_overrides(args: argparse.Namespace, flags: Sequence[tuple[str, str, st
             raise ValueError(f"{flag} (config key {key}) applies to {owners}, not to {bench}; leave it out")
         out.append(f"{key}={value}")
     return out
+
+
+def vectorised() -> list[str]:
+    """The benchmarks whose trials ``compare`` vectorises by default."""
+    return [b for b in benchmarks.names() if benchmarks.get(b).vectorise]
+
+
+def key_help(key: str, text: str) -> str:
+    """A flag's help naming its config key and the benchmarks that have it."""
+    owners = [b for b in benchmarks.names() if key in keys_of(b)]
+    return f"{', '.join(owners)}: {text} (config key {key})"
+
+
+def tasks_limits() -> str:
+    """The most tasks each benchmark has (``max_tasks`` of its default config)."""
+    fixed = {b: benchmarks.get(b).max_tasks(Config.from_dict({"benchmark": b})) for b in benchmarks.names()}
+    said = ", ".join(f"{b} {m}" for b, m in fixed.items() if m is not None)
+    return f"at most {said}; the others: as many as their data holds"
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -195,7 +218,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     for module in (analysis_cli, report_cli, bench, adapt_cli, transfer, predict_cli):
         module.register(sub)
+    for command in sub.choices.values():  # a module docstring as help: for users, not developers
+        command.description = plain_help(command.description)
     return parser
+
+
+_ROLE = re.compile(r":[a-z]+:`~?(?:[\w.]+\.)?([\w]+)`")  # :class:`~a.b.C` -> C
+_EMPHASIS = re.compile(r"(?<![\w*])\*(\w[^*\n]*?)\*(?![\w*])")  # *unit* -> unit
+
+
+def plain_help(text: str | None) -> str | None:
+    """``text`` (often a module docstring) as ``--help`` shows it: without reST markup (````x````,
+    ``**x**``, ``*x*``, ``:func:`x```) and without the notes to developers (a paragraph
+    "(Over N lines: …)")."""
+    if not text:
+        return text
+    paragraphs = [p for p in text.split("\n\n") if not p.lstrip().startswith("(Over ")]
+    text = _ROLE.sub(r"\1", "\n\n".join(paragraphs))
+    return _EMPHASIS.sub(r"\1", text.replace("``", "").replace("**", ""))
 
 
 def _version() -> str:

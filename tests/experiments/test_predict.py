@@ -4,6 +4,7 @@ applied to new inputs."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,15 @@ def test_image_predictions_are_the_networks_outputs(image_run: Path, tmp_path: P
     table = pd.read_csv(out)
     assert list(table.columns) == ["id", "label", "p_bright", "p_dark"] and len(table) == 10
     assert table["id"].iloc[0] == "00.png"
+    # a folder with files predict cannot read says which it skipped
+    mixed = tmp_path / "mixed"
+    shutil.copytree(folder.path / "dark", mixed)
+    (mixed / "photo.webp").write_bytes(b"RIFF")
+    (mixed / "notes.txt").write_text("x")
+    capsys.readouterr()
+    assert main(["predict", str(image_run), str(mixed), "--task", "light", "--out", str(out)]) == 0
+    assert ("softorder: note: skipped 2 file(s) that are not .png/.jpg/.jpeg images: notes.txt, photo.webp"
+            in capsys.readouterr().err) and len(pd.read_csv(out)) == 10
 
 
 def test_an_image_run_with_input_norm_rms_predicts_as_it_trained(tmp_path: Path) -> None:

@@ -42,11 +42,12 @@ CACHE_VERSION = 2  # 2: 16-bit PNGs rescaled (version 1 clipped them)
 _LAYOUT = "DIR/<task>/<class>/<image>.png"
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The images under ``folder`` (any depth), sorted; hidden files and folders skipped."""
+def image_files(folder: Path, images: bool = True) -> list[Path]:
+    """The images under ``folder`` (any depth), sorted; hidden files and folders skipped.
+    ``images=False``: the other files (what reading ``folder`` skips)."""
     return sorted(
         p for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        if (p.suffix.lower() in IMAGE_SUFFIXES) == images and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
 
@@ -150,6 +151,7 @@ class ImagePreprocessing(Preprocessing):
     def encode(self, source: Any) -> Encoded:
         """An image file, a folder of images (any depth) or a list of files, as float images in
         [0, 1]. Ids are the file names (relative to a folder)."""
+        notes: list[str] = []
         if isinstance(source, str | Path):
             path = Path(source)
             if path.is_dir():
@@ -157,6 +159,12 @@ class ImagePreprocessing(Preprocessing):
                 if not files:
                     raise FileNotFoundError(f"no {'/'.join(IMAGE_SUFFIXES)} images in {path}")
                 ids = [f.relative_to(path).as_posix() for f in files]
+                others = [f.relative_to(path).as_posix() for f in image_files(path, images=False)]
+                if others:
+                    more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+                    shown = ", ".join(others[:5]) + more
+                    notes.append(f"skipped {len(others)} file(s) that are not {'/'.join(IMAGE_SUFFIXES)} "
+                                 f"images: {shown} (convert them to PNG to predict on them)")
             elif path.is_file():
                 files, ids = [path], [path.name]
             else:
@@ -165,7 +173,7 @@ class ImagePreprocessing(Preprocessing):
             files = [Path(p) for p in source]
             ids = [str(p) for p in files]
         images = np.stack([decode_image(f, self.image_size, self.color) for f in files])
-        return Encoded(ids, torch.from_numpy(images).float().div_(255.0), [])
+        return Encoded(ids, torch.from_numpy(images).float().div_(255.0), notes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "classes": list(self.classes), "image_size": self.image_size,

@@ -1,20 +1,20 @@
 """``softorder transfer``: learned layers on new tasks, over several source runs and adaptation
 seeds, paired (the building-blocks test of the paper's Sec. 6, repeated).
 
-1. **Sources.** ``compare`` trains soft and parallel ordering, ``sources`` trials each (trial k has
+1. **Sources.** ``compare`` trains soft and parallel ordering, ``--sources`` trials each (trial k has
    the config's seed + k), on the benchmark's tasks (an Omniglot run of the 30 background
    alphabets: ``--set alphabet_set=background --set tasks=30``).
-2. **Adaptations** (:func:`~softorder.experiments.adapt.adapt_shots`) to ``new_tasks`` tasks the
-   sources never saw, for every kept number of drawings per class in ``shots``. A *unit* is a
-   source index i and an adaptation seed s = 0, 1, ... (the new tasks' splits, kept drawings and
-   initialisation, the same for every mode):
+2. **Adaptations** to ``--new-tasks`` tasks the sources never saw, for every kept number of
+   drawings per class in ``--shots``. A *unit* is a source index i and an adaptation seed
+   s = 0, 1, ... (the new tasks' splits, kept drawings and initialisation, the same for every
+   mode):
 
    * ``soft`` — the layers of soft source i, frozen, with a new S (from zero) and new decoders;
    * ``parallel`` — the core of parallel source i, frozen, in parallel order, with new decoders;
    * ``scratch`` — each new task alone, trained from scratch; it uses no source weights, so it runs
      once per seed s (with the config of parallel source 0).
 
-   An adaptation keeps its source's settings (lr, dropout, ...) unless ``adapt_overrides`` change them.
+   An adaptation keeps its source's settings (lr, dropout, ...) unless ``--adapt-set`` changes them.
 3. **Table** (``OUT/results.json``, ``OUT/results.md``): per shots, each mode's mean test error
    ± 95% CI over its independent runs (soft and parallel: over sources, each the mean over seeds;
    scratch: over seeds), and paired tests: soft vs parallel over the sources (means over seeds)
@@ -23,10 +23,9 @@ seeds, paired (the building-blocks test of the paper's Sec. 6, repeated).
    no test treats them as such.
 
 Resumable: a finished unit (``transfer_unit.json`` records its settings and the SHA-256 of its
-source's ``best.pt``, :func:`~softorder.experiments.adapt.source_fingerprint`) is not redone
-while both match (scratch: its settings alone); a source trial whose ``best.pt`` is missing (a
-fresh clone holds only the small files) is trained again, and its units with it when its weights
-come out different.
+source's ``best.pt``) is not redone while both match (scratch: its settings alone); a source trial
+whose ``best.pt`` is missing (a fresh clone holds only the small files) is trained again, and its
+units with it when its weights come out different.
 """
 
 from __future__ import annotations
@@ -269,7 +268,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a config key of the source runs")
     p.add_argument("--adapt-set", dest="adapt_overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a config key of the adaptation runs, e.g. steps=600")
-    p.add_argument("--workers", type=int, help="processes (default 1)")
+    p.add_argument("--workers", type=int, help="processes: the sources' compare (default: the CPU cores) and "
+                   "the adaptations (default 1; with more, one thread each unless threads is set)")
     p.add_argument("--data-dir", help="data directory (default ~/.cache/softorder)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=cmd_transfer)
