@@ -27,7 +27,7 @@ from softorder.train.yaml12 import read_yaml
 #: resumed run (and recorded in its config.yaml). Every other key defines the run and is refused.
 RESUMABLE = frozenset({
     "steps", "lr", "s_lr", "weight_decay", "lr_warmup", "eval_every", "checkpoint_every", "batch_size",
-    "device", "precision", "compile", "channels_last", "threads", "data_dir", "num_workers",
+    "device", "precision", "compile", "channels_last", "threads", "data_dir", "num_workers", "cuda_graphs",
 })
 #: Keys that say where things are on this machine, not what a run is: a finished run is reused
 #: whatever they say (the same trial with ``--data-dir ~/.cache/softorder`` or ``../shared/data``).
@@ -145,6 +145,7 @@ class RunConfig(Section):
     precision: str = key("fp32", "str", choices=("fp32", "bf16", "fp16"))  # fp16 adds a GradScaler
     compile: bool = key(False, "bool")  # torch.compile the model for the training step
     channels_last: bool = key(False, "bool")  # conv nets: NHWC activations in the core (CUDA)
+    cuda_graphs: bool = key(False, "bool")  # capture the training step once, replay it (train/graphs.py)
     threads: int | None = key(None, "int", optional=True, ge=1)
 
     def check(self) -> None:
@@ -154,6 +155,19 @@ class RunConfig(Section):
                 f"eval_every ({self.eval_every})"
             )
         _check_device(self.device)
+        if self.cuda_graphs:
+            if not self.device.startswith("cuda"):
+                raise ValueError(
+                    f"cuda_graphs captures the training step on a CUDA GPU, not on {self.device!r}; "
+                    "set device=cuda or drop cuda_graphs"
+                )
+            clash = [k for k, on in (("compile", self.compile), ("precision=fp16", self.precision == "fp16"))
+                     if on]
+            if clash:
+                raise ValueError(
+                    f"cuda_graphs does not combine with {' and '.join(clash)} (torch.compile's "
+                    "reduce-overhead mode and fp16's GradScaler manage their own steps); drop one"
+                )
 
 
 @dataclass

@@ -17,6 +17,7 @@ from softorder.nn.network import MultiTaskNet
 from softorder.train import distributed
 from softorder.train.accel import wrap_model
 from softorder.train.config import Config
+from softorder.train.graphs import WARM_UP_STEPS, Batch, GraphedStep
 from softorder.train.metrics import Scores, autocast
 from softorder.train.optim import apply_optimizer_settings, make_optimizer, warm_up
 from softorder.train.sources import BatchSource, Evaluator
@@ -41,7 +42,10 @@ class NetLearner(Learner):
         self.model = wrap_model(net, cfg, self.device)
         if self.rank:  # distinct dropout masks per rank (rank 0 keeps the single-process stream)
             torch.manual_seed(distributed.rank_seed(cfg.seed, self.rank))
-        self.opt = make_optimizer(net, cfg)
+        if cfg.run.cuda_graphs and self.world_size > 1:
+            raise ValueError("cuda_graphs runs one process; drop --set cuda_graphs=true under torchrun")
+        self.opt = make_optimizer(net, cfg, capturable=cfg.run.cuda_graphs)
+        self.graphed: GraphedStep | None = None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.run.precision == "fp16")
         source.to(self.device)
         source.check(net)
@@ -56,6 +60,8 @@ class NetLearner(Learner):
     def train_step(self, step: int) -> Tensor:
         """One step; each task's loss (averaged over ranks under torchrun), ``[1, tasks]``."""
         xs, ys = self.source.next()
+        if self.cfg.run.cuda_graphs:
+            return self._graphed_step(step, xs, ys)
         with autocast(self.device, self.cfg.run.precision):
             logits = [z.float() for z in self.model(xs)]
         losses = self._net.losses(logits, ys, check=False)  # labels checked by the source
@@ -73,6 +79,26 @@ class NetLearner(Learner):
         self.scaler.step(self.opt)
         self.scaler.update()
         return seen.detach()[None]
+
+    def _graphed_step(self, step: int, xs: Batch, ys: list[Tensor]) -> Tensor:
+        """The step as a replayed CUDA graph (``cuda_graphs``, :mod:`softorder.train.graphs`); it is
+        captured once the learning-rate warm-up is over (the rates are baked into the graph)."""
+        if self.graphed is None:
+            eager = max(WARM_UP_STEPS, self.cfg.optim.lr_warmup - step + 1)
+            self.graphed = GraphedStep(self._plain_step, lambda: self.opt.zero_grad(set_to_none=True), eager)
+        warm_up(self.opt, self.cfg, step)
+        losses = self.graphed(xs, ys).clone()  # the graph overwrites its output at the next replay
+        self.guard(losses, step)
+        return losses[None]
+
+    def _plain_step(self, xs: Batch, ys: list[Tensor]) -> Tensor:
+        """Forward, losses, backward, optimiser step: what :class:`GraphedStep` captures."""
+        with autocast(self.device, self.cfg.run.precision):
+            logits = [z.float() for z in self.model(xs)]
+        losses = self._net.losses(logits, ys, check=False)
+        losses.sum().backward()
+        self.opt.step()
+        return losses.detach()
 
     def evaluate(self, split: str) -> list[Scores]:
         return [self.evaluator(self._net, split)]

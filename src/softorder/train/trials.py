@@ -75,6 +75,10 @@ class StackedTrials(Learner):
 
     def __init__(self, cfgs: Sequence[Config], task_sets: Sequence[Sequence[TaskData]], build: Build) -> None:
         check_stackable(cfgs)
+        if any(c.run.cuda_graphs for c in cfgs):
+            raise ValueError(
+                "cuda_graphs captures one run's step; train the trials one by one (--no-vectorise)"
+            )
         if len(cfgs) != len(task_sets):
             raise ValueError(f"got {len(cfgs)} configs and {len(task_sets)} task sets")
         self.cfgs, self.runs = list(cfgs), len(cfgs)
