@@ -36,6 +36,7 @@ from torch import Tensor, nn
 import softorder as so
 from softorder.nn import MultiTaskNet, reference_forward
 from softorder.nn.blocks import ResidualMLP, TransformerBlock
+from softorder.train.graphs import WARM_UP_STEPS, GraphedStep
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,28 @@ def step_fn(net: MultiTaskNet, xs: list, ys: list, loop: bool, dtype: str) -> Ca
         opt.step()
 
     return step
+
+
+def graphed_step_fn(net: MultiTaskNet, xs: list, ys: list, dtype: str) -> Callable[[], None]:
+    """The fused training step captured as one CUDA graph and replayed (``cuda_graphs``,
+    :class:`~softorder.train.graphs.GraphedStep`; its first calls run eagerly)."""
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True, capturable=True)
+    amp_dtype = DTYPES[dtype]
+
+    def step(xs_: Any, ys_: list[Tensor]) -> Tensor:
+        amp = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+        with amp:
+            losses = net.losses([z.float() for z in net(xs_)], ys_, check=False)
+        losses.sum().backward()
+        opt.step()
+        return losses.detach()
+
+    graphed = GraphedStep(step, lambda: opt.zero_grad(set_to_none=True))
+
+    def replay() -> None:
+        graphed(xs, ys)
+
+    return replay
 
 
 def timeit(step: Callable[[], None], device: torch.device, min_time: float, warmup: int) -> float:
@@ -293,6 +316,11 @@ def run(
             continue
         net, xs, ys = build(w, ordering, device, channels_last)
         res[f"{label}_ms"] = timeit(step_fn(net, xs, ys, loop, dtype), device, min_time, warmup=2)
+    res["graphed_ms"] = None  # the fused step replayed as a CUDA graph (the paper's banks, on CUDA)
+    if device.type == "cuda" and not steps:
+        net, xs, ys = build(w, "soft", device, channels_last)
+        graphed = graphed_step_fn(net, xs, ys, dtype)
+        res["graphed_ms"] = timeit(graphed, device, min_time, warmup=WARM_UP_STEPS + 2)
     res["loop_over_fused"] = res["loop_ms"] / res["fused_ms"] if res["loop_ms"] else None
     peer = w.kind == "dense" and not skip_loop
     res["peer_ms"] = timeit(peer_step(w, device), device, min_time, warmup=2) if peer else None
@@ -318,6 +346,7 @@ def device_name(device: torch.device) -> str:
 HEADER = (
     f"{'workload':<15} {'device':<24} {'dtype':<5} {'loop ms':>9} {'fused ms':>9} {'parallel ms':>11} "
     f"{'loop/fused':>10} {'fused/par':>9} {'samples/s':>15} {'TFLOP/s':>8} {'peer ms':>9} {'peer/fused':>10}"
+    f" {'graphed ms':>10}"
 )
 
 
@@ -327,10 +356,12 @@ def format_row(r: dict[str, Any]) -> str:
     ratio = f"{r['loop_over_fused']:9.1f}x" if r["loop_ms"] else f"{'-':>10}"
     unit = "img/s" if r.get("sample") == "image" else "rows/s"
     peer = f"{r['peer_ms']:9.2f} {r['peer_over_fused']:9.1f}x" if r.get("peer_ms") else f"{'-':>9} {'-':>10}"
+    graphed = f"{r['graphed_ms']:10.3f}" if r.get("graphed_ms") else f"{'-':>10}"
     return (
         f"{r['workload']:<15} {r['device'][:24]:<24} {r['dtype']:<5} {loop} "
         f"{r['fused_ms']:9.2f} {r['parallel_ms']:11.2f} {ratio} "
-        f"{r['fused_over_parallel']:9.2f} {r['samples_per_s']:8.0f} {unit:<6} {r['fused_tflops']:8.3f} {peer}"
+        f"{r['fused_over_parallel']:9.2f} {r['samples_per_s']:8.0f} {unit:<6} {r['fused_tflops']:8.3f} "
+        f"{peer} {graphed}"
     )
 
 
