@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from softorder.report import health as health_plots
 from softorder.report import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -97,3 +100,54 @@ def test_plots_and_report_say_which_mixing_weights_they_show(run_dir: Path, tmp_
         plots.plot_s_heatmaps(run_dir, tmp_path / "h.png")
         plots.plot_s_trajectories(run_dir, tmp_path / "t.png")
     assert label in seen and "softmax(S)" not in seen  # the colour bar and the trajectories' axis
+
+
+def _figures(draw: Callable[[], object]) -> list[Any]:
+    """The matplotlib figures ``draw`` saves (looked at before they close)."""
+    import matplotlib.pyplot as plt
+
+    seen: list[Any] = []
+    real = plots.save_figure
+
+    def keep(fig: plt.Figure, out: Path) -> Path:
+        fig.canvas.draw()  # tick labels exist once drawn
+        seen.append(fig)
+        return real(fig, out)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "save_figure", keep)
+        mp.setattr(health_plots, "save_figure", keep)
+        draw()
+    return seen
+
+
+def test_plots_agree_with_each_other_and_the_tables(tmp_path: Path, fake_run: Callable[..., Path],
+                                                    compare_dir: Path) -> None:
+    from softorder.report.html import write_report
+
+    run = fake_run(tmp_path / "run", level=0.0)  # every error 0 (clipped): the axis stays at 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    for r in lines:
+        r.update(val_error=[0.0] * 3, mean_val_error=0.0,
+                 health={"rms": [0.4, 0.6, 0.9, 1.2], "dead": [0.0] * 4})
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    (curves,) = _figures(lambda: plots.plot_run_curves(run, tmp_path / "c.png"))
+    assert curves.axes[0].get_ylim()[0] == 0.0 and curves.axes[0].get_ylabel() == "validation error %"
+    (bars,) = _figures(lambda: plots.plot_per_task(compare_dir, tmp_path / "p.png"))
+    assert bars.axes[0].get_ylabel() == "test error %" and bars.axes[0].get_ylim()[0] == 0.0
+    # depths and layers are numbered from 1 in every plot (F_1..F_L, as the paper and health do)
+    heat, traj = _figures(lambda: (plots.plot_s_heatmaps(run, tmp_path / "h.png"),
+                                   plots.plot_s_trajectories(run, tmp_path / "t.png")))
+    assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == ["1", "2", "3", "4"]
+    assert [t.get_text() for t in heat.axes[0].get_xticklabels()] == ["1", "2", "3", "4"]
+    assert traj.axes[0].get_title().endswith("depth 1")
+    (health,) = _figures(lambda: health_plots.plot_health({"r": run}, tmp_path / "health.png"))
+    assert health.axes[0].get_title() == "depth 1"
+    # log-scale tick labels: plain numbers, at the left panel only (none run into a neighbour)
+    rms = health.axes[:4]
+    shown = [[t.get_text() for t in ax.get_yticklabels() if t.get_visible() and t.get_text()] for ax in rms]
+    assert shown[0] and all(not s for s in shown[1:]), shown
+    assert all("times" not in t and "^" not in t for t in shown[0]), shown[0]
+    # the run report's tables show error rates in %, as the compare report's do
+    text = write_report(run).read_text()
+    assert "<td>mean_test_error %</td><td>" in text and "<th>test_error %</th>" in text

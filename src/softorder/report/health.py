@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 
 from softorder.report.plots import PathLike, load_metrics, save_figure
 
@@ -27,7 +28,8 @@ def plot_health(runs: Mapping[str, PathLike], out: PathLike, styles: Mapping[str
     if not series:
         raise ValueError("none of the runs logged health records (metrics.jsonl 'health')")
     depth = max(len(v[0]["health"]["rms"]) for v in series.values())
-    fig, axes = plt.subplots(2, depth, figsize=(3.0 * depth, 5.2), sharex=True, squeeze=False)
+    # one y axis per row: tick labels only at the left, where they cannot run into a neighbour
+    fig, axes = plt.subplots(2, depth, figsize=(3.0 * depth, 5.2), sharex=True, sharey="row", squeeze=False)
     for label, recs in series.items():
         steps = [r["step"] for r in recs]
         fmt = (styles or {}).get(label, "-")
@@ -37,6 +39,9 @@ def plot_health(runs: Mapping[str, PathLike], out: PathLike, styles: Mapping[str
     for k in range(depth):
         axes[0, k].set_title(f"depth {k + 1}", fontsize=9)
         axes[0, k].set_yscale("log")
+        axes[0, k].yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axes[0, k].yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))  # 0.5, not 5×10⁻¹
+        axes[0, k].yaxis.set_minor_formatter(ticker.NullFormatter())
         axes[1, k].set_ylim(-0.02, 1.02)
         axes[1, k].set_xlabel("step")
         for ax in axes[:, k]:

@@ -173,12 +173,13 @@ def _run_report(run: Path, page: _Page) -> Any:
         page.h2("Result")
         keys = ["benchmark", "ordering", "seed", "best_step", "steps", "mean_test_error",
                 "mean_test_loss", "mean_val_error", "mean_val_loss", "train_time_s"]
-        page.add(table(["key", "value"], [[k, res.get(k)] for k in keys if k in res], "results"))
+        page.add(table(["key", "value"], [_in_percent(k, res[k]) for k in keys if k in res], "results"))
         names = res.get("task_names") or [f"task{t}" for t in range(len(res.get("test_error", [])))]
         cols = [c for c in ("test_error", "test_loss", "val_error", "val_loss")
                 if len(res.get(c) or []) == len(names)]
         page.h2("Per task")
-        page.add(table(["task", *cols], [[n, *(res[c][t] for c in cols)] for t, n in enumerate(names)],
+        page.add(table(["task", *(_in_percent(c, None)[0] for c in cols)],
+                       [[n, *(_in_percent(c, res[c][t])[1] for c in cols)] for t, n in enumerate(names)],
                        "per-task"))
     page.h2("Learning curves")
     page.plot("curves.png", "validation error per task over steps",
@@ -196,6 +197,11 @@ def _run_report(run: Path, page: _Page) -> Any:
                   lambda out: plots.plot_s_trajectories(run, out))
     cfg_path = RunDir(run).config
     return yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else None
+
+
+def _in_percent(key: str, value: Any) -> tuple[str, Any]:
+    """``(label, value)`` of a result key: error rates in %, as every report table shows them."""
+    return (f"{key} %", _pct(value)) if "error" in key and not isinstance(value, list) else (key, value)
 
 
 def _methods_table(results: dict[str, Any]) -> str:

@@ -178,6 +178,17 @@ def _bounds(key: str) -> tuple[float, float]:
     return (0.0, 1.0) if "error" in key else (0.0, math.inf)
 
 
+def _scale(key: str) -> float:
+    """Error rates are shown in % (as every table of the reports shows them), losses as they are."""
+    return 100.0 if "error" in key else 1.0
+
+
+def _error_axis(ax: Any, label: str) -> None:
+    """A y axis of error rates in %: from 0, never below it (also when every error is 0)."""
+    ax.set_ylabel(f"{label} %")
+    ax.set_ylim(0.0, min(100.0, max(ax.get_ylim()[1], 1.0)))
+
+
 # -- S plots (Sec. 5, Fig. 4) -------------------------------------------------------------------
 def plot_s_heatmaps(run_dir: PathLike, out: PathLike, which: str = "best") -> Path:
     """One depth × layer heatmap of the mixing weights per task (softmax(S), or what the run's
@@ -202,8 +213,8 @@ def plot_s_heatmaps(run_dir: PathLike, out: PathLike, which: str = "best") -> Pa
                     ax.text(j, k, f"{s[t, k, j]:.2f}", ha="center", va="bottom", fontsize=5,
                             color="white" if s[t, k, j] < 0.6 else "black")
         ax.set_title(names[t], fontsize=8)
-        ax.set_xticks(range(L))
-        ax.set_yticks(range(K))
+        ax.set_xticks(range(L), [str(j + 1) for j in range(L)])  # F_1..F_L at depths 1..K, as in
+        ax.set_yticks(range(K), [str(k + 1) for k in range(K)])  # the paper and the health plots
         ax.tick_params(labelsize=7)
         if t % cols == 0:
             ax.set_ylabel("depth", fontsize=8)
@@ -230,9 +241,9 @@ def plot_s_trajectories(run_dir: PathLike, out: PathLike, tasks: Sequence[int] =
         for k in range(K):
             ax = axes[i][k]
             for j in range(L):
-                ax.plot(steps, s[:, t, k, j], label=f"layer {j}", linewidth=1.2)
+                ax.plot(steps, s[:, t, k, j], label=f"layer {j + 1}", linewidth=1.2)
             ax.set_ylim(0.0, 1.0)
-            ax.set_title(f"{names[t]}, depth {k}", fontsize=8)
+            ax.set_title(f"{names[t]}, depth {k + 1}", fontsize=8)
             ax.tick_params(labelsize=7)
             if i == len(tasks) - 1:
                 ax.set_xlabel("step", fontsize=8)
@@ -246,14 +257,14 @@ def plot_run_curves(run_dir: PathLike, out: PathLike) -> Path:
     """One run's validation error per task (thin) and the mean (thick) over steps."""
     rows = load_metrics(run_dir)
     steps = [r["step"] for r in rows]
-    err = np.asarray([r["val_error"] for r in rows], dtype=float)
+    err = 100 * np.asarray([r["val_error"] for r in rows], dtype=float)
     names = task_names(run_dir, err.shape[1])
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for t in range(err.shape[1]):
         ax.plot(steps, err[:, t], linewidth=0.8, alpha=0.6, label=names[t] if err.shape[1] <= 10 else None)
-    ax.plot(steps, [r["mean_val_error"] for r in rows], color="black", linewidth=2.0, label="mean")
+    ax.plot(steps, [100 * r["mean_val_error"] for r in rows], color="black", linewidth=2.0, label="mean")
     ax.set_xlabel("step")
-    ax.set_ylabel("validation error")
+    _error_axis(ax, "validation error")
     ax.legend(fontsize=6, ncol=2)
     ax.grid(alpha=0.3)
     return save_figure(fig, out)
@@ -289,13 +300,14 @@ def plot_learning_curves(
         curve = _method_curve(run_dirs(compare_dir, method, results), key)
         if curve is None:
             continue
-        steps, vals = curve
+        steps, vals = curve[0], curve[1] * _scale(key)
         mean = vals.mean(0)
         if band == "minmax":
             lo, hi = vals.min(0), vals.max(0)
         else:
             half = np.array([_ci95(vals[:, i].tolist()) for i in range(vals.shape[1])])
-            lo, hi = np.clip(mean - half, *_bounds(key)), np.clip(mean + half, *_bounds(key))
+            low, high = (b * _scale(key) for b in _bounds(key))
+            lo, hi = np.clip(mean - half, low, high), np.clip(mean + half, low, high)
         (line,) = ax.plot(steps, mean, label=f"{method} (n={len(vals)})")
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
         drawn += 1
@@ -306,7 +318,10 @@ def plot_learning_curves(
             "runs/<method>/trial<k>/ folders written by `softorder compare`"
         )
     ax.set_xlabel("step")
-    ax.set_ylabel(key.replace("_", " "))
+    if "error" in key:
+        _error_axis(ax, key.replace("_", " "))
+    else:
+        ax.set_ylabel(key.replace("_", " "))
     what = "min..max over trials" if band == "minmax" else "95% CI of the mean"
     ax.set_title(f"band: {what}", fontsize=9)
     ax.legend(fontsize=8)
@@ -342,19 +357,19 @@ def plot_per_task(compare_dir: PathLike, out: PathLike) -> Path:
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * T * max(M, 2) * 0.6 + 2), 3.8))
     x = np.arange(T)
     for i, method in enumerate(methods):
-        mean = np.asarray(results["methods"][method]["per_task_error_mean"], dtype=float)
+        mean = 100 * np.asarray(results["methods"][method]["per_task_error_mean"], dtype=float)
         if len(mean) != T:
             raise ValueError(
                 f"{compare_dir}/results.json: method {method!r} has {len(mean)} per-task errors for "
                 f"{T} tasks; rerun the comparison"
             )
-        trials = per_task_trials(compare_dir, method, results)
+        trials = 100 * per_task_trials(compare_dir, method, results)
         half = [_ci95(trials[:, t].tolist()) for t in range(T)]
-        err = error_bars(list(mean), half) if len(trials) > 1 else None
+        err = error_bars(list(mean), half, 0.0, 100.0) if len(trials) > 1 else None
         ax.bar(x + (i - (M - 1) / 2) * width, mean, width, yerr=err, capsize=2, label=method)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=45 if T > 6 else 0, ha="right" if T > 6 else "center", fontsize=7)
-    ax.set_ylabel("test error")
+    _error_axis(ax, "test error")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, out)
@@ -376,9 +391,10 @@ def plot_sweep(sweep_dir: PathLike, out: PathLike) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for method, points in sweep_table(sweep_dir).items():
         t, mean, ci = zip(*points)
-        ax.errorbar(t, mean, yerr=error_bars(mean, ci), marker="o", capsize=3, label=method)
+        pct, half = [100 * m for m in mean], [None if c is None else 100 * c for c in ci]
+        ax.errorbar(t, pct, yerr=error_bars(pct, half, 0.0, 100.0), marker="o", capsize=3, label=method)
     ax.set_xlabel("number of tasks T")
-    ax.set_ylabel("mean test error")
+    _error_axis(ax, "mean test error")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return save_figure(fig, out)
