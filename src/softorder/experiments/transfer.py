@@ -42,17 +42,13 @@ from softorder.experiments.adapt import adapt_config, adapt_shots, new_tasks_for
 from softorder.experiments.adapt_cli import parse_shots
 from softorder.experiments.compare import compare
 from softorder.experiments.pool import completed, worker_pool
-from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
+from softorder.report.transfer import TRANSFER_NOTE, transfer_tables
+from softorder.stats import mean_ci95, paired_test
 from softorder.train.config import LOCATIONS, Config
 from softorder.train.config_files import parse_overrides
 from softorder.train.rundir import RESULTS_JSON, RESULTS_MD, RunDir
 
 SOURCES = ("soft", "parallel")  # the ordering each mode's layers come from
-LABELS = {
-    "soft": "frozen soft-trained layers + new S + decoders",
-    "parallel": "frozen parallel core + new decoders",
-    "scratch": "each new task alone from scratch",
-}
 UNIT_FILE = "transfer_unit.json"
 
 Unit = tuple[str, int | None, int]  # (mode, source index or None for scratch, adaptation seed)
@@ -211,30 +207,6 @@ def summarise(
             },
         }
     return {"num_sources": sources, "num_seeds": seeds, "shots": table}
-
-
-def transfer_tables(summary: dict[str, Any]) -> list[tuple[list[str], list[list[str]]]]:
-    """The two tables of :func:`transfer` (header and rows): each mode's mean test error % ± 95% CI
-    per shots, and the paired tests; ``results.md`` and ``softorder report`` both show these."""
-    labels = list(summary["shots"])
-    errors = [["mean test error % (± 95% CI)", *(f"shots {k}" for k in labels)]]
-    for m, text in LABELS.items():
-        pairs = (summary["shots"][k]["mean_ci95"][m] for k in labels)
-        errors.append([f"{text} (`{m}`)", *(fmt_pm(mean, half, 100, 1) for mean, half in pairs)])
-    tests = [["paired test: mean difference pp (p, wins/losses)", *labels]]
-    for name in summary["shots"][labels[0]]["tests"]:
-        cells = []
-        for k in labels:
-            t = summary["shots"][k]["tests"][name]
-            cells.append(f"{100 * t['mean_diff']:+.1f} (p {fmt_p(t['p_value'])}, {t['wins']}/{t['losses']})")
-        tests.append([name, *cells])
-    return [(rows[0], rows[1:]) for rows in (errors, tests)]
-
-
-TRANSFER_NOTE = ("Mean test error on the new tasks; the 95% CI is over the sources (each the mean over the "
-                 "seeds) for soft and parallel, over the seeds for scratch. The tests over the seeds hold "
-                 "these sources fixed (they say nothing of other source runs); only the test over the "
-                 "sources does.")
 
 
 def transfer_markdown(summary: dict[str, Any]) -> str:

@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from softorder.experiments import transfer
 from softorder.report import health as health_plots
 from softorder.report import plots
+from softorder.report.transfer import TRANSFER_NOTE, transfer_tables
 from softorder.stats import fmt_p, fmt_pm
 from softorder.train.rundir import RESULTS_JSON, RunDir
 
@@ -299,8 +299,8 @@ def _transfer_report(tdir: Path, page: _Page) -> Any:
     summary = plots.load_compare(tdir)
     page.h2(f"Transfer: {summary['num_sources']} source runs per ordering × {summary['num_seeds']} "
             "adaptation seeds")
-    page.add(f"<p>{_e(transfer.TRANSFER_NOTE)}</p>\n")
-    (h1, errors), (h2, tests) = transfer.transfer_tables(summary)
+    page.add(f"<p>{_e(TRANSFER_NOTE)}</p>\n")
+    (h1, errors), (h2, tests) = transfer_tables(summary)
     page.add(table([h.replace("`", "") for h in h1], [[r[0].replace("`", ""), *r[1:]] for r in errors],
                    "results"))
     page.h2("Paired tests")
