@@ -154,3 +154,12 @@ def test_input_the_blocks_cannot_take_is_refused() -> None:
     layer = SoftOrder([ResidualMLP(4) for _ in range(2)], 3)
     with pytest.raises(ValueError, match=r"SoftOrder input: the blocks cannot take rows of shape \(5,\)"):
         layer(torch.randn(2, 5), 0)
+
+
+def test_one_depth_does_not_ask_the_blocks_to_take_their_own_output() -> None:
+    """``depth=1`` feeds nothing back: blocks that change the row size are fine there, and refused
+    (naming depth 2) as soon as a second depth would feed their output back."""
+    x = torch.randn(5, 8)
+    assert SoftOrder([nn.Linear(8, 4) for _ in range(2)], 2, depth=1)(x, 0).shape == (5, 4)
+    with pytest.raises(ValueError, match="at depth 2"):
+        SoftOrder([nn.Linear(8, 4) for _ in range(2)], 2, depth=2)(x, 0)

@@ -104,8 +104,9 @@ class LayerBank(nn.Module, abc.ABC):
         """Shape of one row after ``depth`` layers of this bank."""
 
     @abc.abstractmethod
-    def check_input(self, y: Tensor, where: str) -> None:
-        """Raise a ValueError naming ``where`` when ``y`` is not a batch this bank can take."""
+    def check_input(self, y: Tensor, where: str, depth: int = 2) -> None:
+        """Raise a ValueError naming ``where`` when ``y`` is not a batch this bank can take through
+        ``depth`` depths (from 2 on, each depth's output is the next one's input)."""
 
     def row_features(self, y: Tensor) -> int:
         """How many features a row of ``y`` stands for: those it holds (a bank that takes some as
@@ -185,7 +186,7 @@ class DenseBank(LayerBank):
     def output_shape(self, in_shape: Sequence[int], depth: int) -> tuple[int, ...]:
         return (self.width,)
 
-    def check_input(self, y: Tensor, where: str) -> None:
+    def check_input(self, y: Tensor, where: str, depth: int = 2) -> None:
         if y.dim() != 2 or y.shape[1] != self.width:
             raise ValueError(
                 f"{where}: the dense core expects rows of {self.width} features, got shape "
@@ -279,7 +280,7 @@ class ConvBank(LayerBank):
             )
         return (self.channels, h, w)
 
-    def check_input(self, y: Tensor, where: str) -> None:
+    def check_input(self, y: Tensor, where: str, depth: int = 2) -> None:
         if y.dim() != 4 or not 1 <= y.shape[1] <= self.channels:
             raise ValueError(
                 f"{where}: the conv core expects [N, c, H, W] inputs with 1 <= c <= {self.channels} "

@@ -101,7 +101,7 @@ class ModuleBank(LayerBank):
         self.run = run if run != "auto" else ("loop" if attention else "vmap")
         self._param_names = [n for n, _ in first.named_parameters()]
         self._buffer_names = [n for n, _ in first.named_buffers()]
-        self._shapes_ok: set[tuple[int, ...]] = set()
+        self._shapes_ok: set[tuple[tuple[int, ...], int]] = set()  # (row shape, blocks traced)
         memo: dict[int, Any] = {}  # block 0's structure, its tensors replaced by the stacked ones
         for name, p in first.named_parameters():
             stacked = torch.stack([_get(m, name).detach() for m in modules])
@@ -160,18 +160,18 @@ class ModuleBank(LayerBank):
         shapes = self._trace(tuple(in_shape), depth, "ModuleBank")
         return shapes[-1]
 
-    def check_input(self, y: Tensor, where: str) -> None:
-        """A ValueError naming ``where`` when the blocks cannot take rows of ``y``'s shape, or
-        cannot take their own output back (checked once per row shape)."""
+    def check_input(self, y: Tensor, where: str, depth: int = 2) -> None:
+        """A ValueError naming ``where`` when the blocks cannot take rows of ``y``'s shape, or, for
+        ``depth`` of 2 or more, cannot take their own output back (checked once per row shape)."""
         weights = next(iter(self._state()[0].values()))
         autocast = torch.is_autocast_enabled(y.device.type)
         if y.is_floating_point() and y.dtype != weights.dtype and not autocast:
             raise ValueError(f"{where}: got {y.dtype} rows, but the blocks' weights are {weights.dtype}; "
                              f"convert the input (x.to({weights.dtype})) or the blocks (.to({y.dtype}))")
-        shape = tuple(y.shape[1:])
-        if shape not in self._shapes_ok:
-            self._trace(shape, 2, where)
-            self._shapes_ok.add(shape)
+        shape, blocks = tuple(y.shape[1:]), min(depth, 2)
+        if (shape, blocks) not in self._shapes_ok:
+            self._trace(shape, blocks, where)
+            self._shapes_ok.add((shape, blocks))
 
     def _trace(self, in_shape: tuple[int, ...], depth: int, where: str) -> list[tuple[int, ...]]:
         """The row shapes before and after each of ``depth`` blocks, run on "meta" tensors (shapes

@@ -65,7 +65,7 @@ class MultiTaskNet(nn.Module):
             self._check_input(t, xt)
         rows = Rows.of(tuple(tasks), tuple(xt.shape[0] for xt in xs))
         h = self.encoders(xs, rows)
-        self.core.bank.check_input(h, "core input")
+        self.core.bank.check_input(h, "core input", self.core.depth)
         return self.decoders(self.core(h, rows), rows)
 
     def _forward_single(self, x: Tensor, tasks: list[int]) -> list[Tensor]:
@@ -73,7 +73,7 @@ class MultiTaskNet(nn.Module):
         if not self.encoders.shared:  # each task encodes the same batch its own way
             return self.forward([x] * len(tasks), tasks)
         h = self.encoders([x], Rows.of((tasks[0],), (x.shape[0],)))
-        self.core.bank.check_input(h, "core input")
+        self.core.bank.check_input(h, "core input", self.core.depth)
         if self.core.shares_path:  # parallel: the core output is the same for every task
             return self.decoders.forward_shared(self.core(h, Rows.of((tasks[0],), (x.shape[0],))), tasks)
         rows = Rows.of(tuple(tasks), (x.shape[0],) * len(tasks))

@@ -70,7 +70,7 @@ class SoftOrder(nn.Module):
         """Eq. 7 over every depth on the rows of ``x`` (``[N, *features]``); row i belongs to task
         ``task`` (an int) or ``task[i]`` (a long tensor ``[N]``, any order). Returns ``y^K``."""
         ids = self.task_ids(task, x)
-        self.core.bank.check_input(x, "SoftOrder input")
+        self.core.bank.check_input(x, "SoftOrder input", self.depth)
         return self.core.forward_ids(x, ids)
 
     def task_ids(self, task: int | Tensor, x: Tensor) -> Tensor:
