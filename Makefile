@@ -23,18 +23,18 @@ demo: $(STAMP)
 	$(VENV)/bin/softorder compare mnist --quick
 
 test: $(TEST_STAMP)
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests scripts
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 lint: $(TEST_STAMP)
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests scripts
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_core.py
+	$(PY) scripts/bench_core.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -1,4 +1,4 @@
-"""``softorder bench`` and ``benchmarks/bench_core.py``."""
+"""``softorder bench`` and ``scripts/bench_core.py``."""
 
 from __future__ import annotations
 

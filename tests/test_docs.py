@@ -3,7 +3,7 @@
 Nothing runs; everything is parsed. Every ``softorder …`` line of a fenced ``bash`` block and every
 inline ``softorder …`` span must parse with the real command line (:func:`softorder.cli.build_parser`,
 flags spelled out in full), every ``--set key=value`` must name a config key whose value the config
-accepts, every ``benchmarks/``, ``src/`` or ``tests/`` path named must exist, and every relative
+accepts, every ``scripts/``, ``src/`` or ``tests/`` path named must exist, and every relative
 Markdown link (and its ``#anchor``) must point at something. Placeholders written in capitals
 (``RUN_DIR``, ``DATA``, ``N``, ``KEY=VALUE``) and shell variables (``$S``) stand for dummy values;
 ``[optional]`` parts are kept, ``[flags]`` and ``...`` are dropped, and ``a|b|c`` is each of a, b
@@ -46,9 +46,9 @@ PLACEHOLDERS = {
 _SHELL_VAR = re.compile(r"\$\{?\w+\}?")
 _ALTERNATIVES = re.compile(r"[\w.-]+(?:\|[\w.-]+)+")
 _FENCE = re.compile(r"^\s*```")
-_INLINE = re.compile(r"`((?:softorder|python\s+benchmarks/)[^`]*)`")
+_INLINE = re.compile(r"`((?:softorder|python\s+scripts/)[^`]*)`")
 _SET_SPAN = re.compile(r"`--set ([^`]+)`")
-_REPO_PATH = re.compile(r"(?<![\w./-])(?:benchmarks|src|tests)/[\w./-]*[\w/]")
+_REPO_PATH = re.compile(r"(?<![\w./-])(?:scripts|src|tests)/[\w./-]*[\w/]")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -198,7 +198,7 @@ def check_config(args: argparse.Namespace) -> None:
 
 
 def check_recipe(words: tuple[str, ...]) -> None:
-    """``python benchmarks/recipe.py BENCHMARK``: its ``--set`` and ``--grid`` settings are valid keys
+    """``python scripts/recipe.py BENCHMARK``: its ``--set`` and ``--grid`` settings are valid keys
     and values of the benchmark's config, each grid setting applied as the script applies it."""
     sets = [value for flag, value in itertools.pairwise(words) if flag == "--set"]
     grid: list[dict[str, object]] = []
@@ -227,7 +227,7 @@ def command_problems(text: str, name: str) -> tuple[list[str], int]:
         try:
             if cmd.words[:1] == ("<unparsable>",):
                 raise AssertionError(f"shell syntax: {cmd.words[1]}")
-            if cmd.words[:2] == ("python", "benchmarks/recipe.py"):
+            if cmd.words[:2] == ("python", "scripts/recipe.py"):
                 check_recipe(cmd.words)
             for argv in softorder_argvs(cmd.words):
                 count += 1
@@ -341,8 +341,8 @@ def test_the_cli_reference_names_every_flag_and_config_key() -> None:
         ("```bash\nsoftorder compare mnst --quick\n```", "unknown benchmark 'mnst'"),
         ("`softorder experiment planted|fit-rnd [--quick]`", "invalid choice: 'fit-rnd'"),
         ("```bash\nsoftorder adapt RUN_DIR --new-tasks N --shot 5\n```", "unrecognized arguments: --shot"),
-        ("see `python benchmarks/recipe.py uci --grid 'a:{dropot: 0.1}' --out x`", "dropot"),
-        ("`python benchmarks/recipe.py uci --grid 'a:{dropout: 1.5}' --out x`", "dropout must be"),
+        ("see `python scripts/recipe.py uci --grid 'a:{dropot: 0.1}' --out x`", "dropot"),
+        ("`python scripts/recipe.py uci --grid 'a:{dropout: 1.5}' --out x`", "dropout must be"),
         ("with `--set sof_norm=l2` for soft", "unknown config key sof_norm"),
         ("with `--set soft_norm=l3` for soft", "soft_norm must be one of none, l2"),
         ("```bash\nsoftorder data download omniglott\n```", "no dataset 'omniglott'"),
@@ -358,10 +358,10 @@ def test_the_checks_catch_a_wrong_command(doc: str, expected: str) -> None:
 def test_the_checks_catch_a_broken_link_or_path(tmp_path: Path) -> None:
     (tmp_path / "other.md").write_text("# A heading\n")
     doc = tmp_path / "doc.md"
-    text = "[a](other.md#a-heading) [b](other.md#nope) [c](missing.md) run `benchmarks/nothing.py`\n"
+    text = "[a](other.md#a-heading) [b](other.md#nope) [c](missing.md) run `scripts/nothing.py`\n"
     problems = link_problems(text, doc)
     assert len(problems) == 3, problems
-    assert "#nope" in problems[0] and "missing.md" in problems[1] and "benchmarks/nothing.py" in problems[2]
+    assert "#nope" in problems[0] and "missing.md" in problems[1] and "scripts/nothing.py" in problems[2]
 
 
 def _row(text: str, flag: str) -> str:

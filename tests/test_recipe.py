@@ -1,4 +1,4 @@
-"""benchmarks/recipe.py: validation-only tuning picks per method, each method on its YAML baseline."""
+"""scripts/recipe.py: validation-only tuning picks per method, each method on its YAML baseline."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_recipe_tunes_each_method_and_skips_settings_that_change_nothing(tmp_path: Path) -> None:
     out = tmp_path / "tune"
     subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "recipe.py"), "synthetic", "--trials", "1",
+        [sys.executable, str(ROOT / "scripts" / "recipe.py"), "synthetic", "--trials", "1",
          "--out", str(out),
          "--set", "steps=10", "--set", "eval_every=5", "--set", "checkpoint_every=5", "--set", "lr=0.01",
          "--workers", "1", "--orderings", "parallel,soft",

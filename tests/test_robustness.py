@@ -1,4 +1,4 @@
-"""benchmarks/robustness.py: the grid's jobs, its table and the recipe chosen on validation."""
+"""scripts/robustness.py: the grid's jobs, its table and the recipe chosen on validation."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 from softorder.benchmarks import benchmark_config
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "robustness.py"
+SCRIPT = ROOT / "scripts" / "robustness.py"
 
 
 Cell = tuple[str, float]  # (variant, lr)

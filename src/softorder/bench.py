@@ -10,7 +10,7 @@ and the achieved TFLOP/s.
 Soft ordering computes every layer at every depth, i.e. D times the core FLOPs of parallel
 ordering, so fused/parallel near D is the arithmetic floor when compute-bound. FLOPs are counted
 analytically (a multiply-add is 2 FLOPs; backward = 2 × forward, so a step is 3 × forward).
-``benchmarks/bench_core.py`` is the same tool as a script. Dense workloads also time ``peer``: a
+``scripts/bench_core.py`` is the same tool as a script. Dense workloads also time ``peer``: a
 public soft-ordering model's training step (:class:`PeerSoftOrder`), re-implemented. The block
 workloads (``resmlp``, ``transformer``) time a :class:`~softorder.SoftOrder` layer.
 
@@ -366,7 +366,7 @@ def format_row(r: dict[str, Any]) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``softorder bench`` (and ``benchmarks/bench_core.py``)."""
+    """The options of ``softorder bench`` (and ``scripts/bench_core.py``)."""
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="autocast dtype (default fp32)")
     p.add_argument("--workloads", default=None, help=f"comma list of {', '.join(WORKLOADS)}")

@@ -149,7 +149,7 @@ def test_new_rows_missing_a_training_column_are_refused_by_name(tmp_path: Path) 
 
 @pytest.mark.parametrize("name", UCI_DATASETS)
 def test_an_exported_uci_file_loads_as_uci_does(shared_data: Path, tmp_path: Path, name: str) -> None:
-    """``benchmarks/export_uci.py``'s files are the uci tasks: rows, splits, classes and features,
+    """``scripts/export_uci.py``'s files are the uci tasks: rows, splits, classes and features,
     bit for bit."""
     export_uci(tmp_path, shared_data, [name])
     (ours,) = load_tabular(tmp_path, seed=4)

@@ -1,6 +1,6 @@
 """On a CUDA GPU, every block of every ordering trains in fp32, bf16 and fp16 autocast (issue 22).
 
-Marked ``cuda``: skipped without a GPU, run by ``benchmarks/gpu_check.sh`` on a lent one
+Marked ``cuda``: skipped without a GPU, run by ``scripts/gpu_check.sh`` on a lent one
 (``pytest -m cuda``). In fp32 the fused step equals the readable reference; in bf16 / fp16
 autocast the forward and backward run and give finite gradients.
 """

@@ -24,7 +24,7 @@ from softorder.train.config import Config
 from softorder.train.config_files import load_config
 from softorder.train.sources import TaskSampler
 
-CONFIG = (Path(__file__).parents[2] / "benchmarks" / "distributed_smoke.yaml").read_text()
+CONFIG = (Path(__file__).parents[2] / "scripts" / "distributed_smoke.yaml").read_text()
 TOL = 1e-4
 
 

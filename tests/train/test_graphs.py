@@ -1,7 +1,7 @@
 """``cuda_graphs: true``: the training step captured once and replayed (train/graphs.py).
 
 On the CPU the option is refused with a one-line error; the replay tests are marked ``cuda``
-(skipped without a GPU; ``benchmarks/gpu_check.sh`` runs them on a lent one)."""
+(skipped without a GPU; ``scripts/gpu_check.sh`` runs them on a lent one)."""
 
 from __future__ import annotations
 

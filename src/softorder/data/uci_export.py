@@ -1,5 +1,5 @@
 """The ten UCI data sets as a ``tabular`` folder: one CSV file per data set (the cross-check of
-``compare tabular`` against ``compare uci``, docs/your-data.md; ``benchmarks/export_uci.py``).
+``compare tabular`` against ``compare uci``, docs/your-data.md; ``scripts/export_uci.py``).
 
 Each file holds the columns :func:`~softorder.data.uci.read_uci` keeps (``a1``, ``a2``, … in the
 original order; missing values empty) and the label. The labels are UCI's class names, prefixed

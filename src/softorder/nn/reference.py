@@ -3,7 +3,7 @@
 It uses the very parameters of a :class:`~softorder.nn.network.MultiTaskNet` (or of a
 :class:`~softorder.nn.soft_order.SoftOrder` layer), so the fused model can be checked against it,
 outputs and gradients alike. It is slow on purpose (it is what most
-public code does) and is the "loop" baseline of ``benchmarks/bench_core.py``.
+public code does) and is the "loop" baseline of ``scripts/bench_core.py``.
 """
 
 from __future__ import annotations

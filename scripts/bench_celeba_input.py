@@ -4,7 +4,7 @@ Builds a fake CelebA of official-size (178x218) JPEGs in a temp dir and times fu
 of :func:`softorder.data.celeba.celeba_loader` (decode, resize 224, center crop, ImageNet
 normalisation, batching) with 0 and 2 workers. Usage::
 
-    python benchmarks/bench_celeba_input.py [--images 512] [--batch-size 64] [--workers 0 2]
+    python scripts/bench_celeba_input.py [--images 512] [--batch-size 64] [--workers 0 2]
         [--threads 1]
 """
 

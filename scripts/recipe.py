@@ -5,7 +5,7 @@ the table shows mean validation loss / error (the selection criterion) and, for 
 the test error of the same runs. The chosen setting per ordering is the one with the lowest mean
 validation metric (``--select``).
 
-    python benchmarks/recipe.py uci --trials 3 --out runs/recipe-uci \\
+    python scripts/recipe.py uci --trials 3 --out runs/recipe-uci \\
         --grid 'base:{}' 's_lr=0.1:{s_lr: 0.1}' 'he:{init: he}' --data-dir ../shared/data
 
 Seeds used here (``--seed``, default 100) are disjoint from the compare seeds (0..trials-1), so

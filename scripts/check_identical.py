@@ -3,8 +3,8 @@
 Runs the three reference comparisons and compares every number of their ``results.json`` with a
 recorded copy, ignoring only the wall time:
 
-    python benchmarks/check_identical.py record results/identical   # before the change
-    python benchmarks/check_identical.py check  results/identical   # after it: exit 1 on any change
+    python scripts/check_identical.py record results/identical   # before the change
+    python scripts/check_identical.py check  results/identical   # after it: exit 1 on any change
 
 * ``softorder compare uci --trials 10 --data-dir ../shared/data``
 * ``softorder compare mnist --quick``

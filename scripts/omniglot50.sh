@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Issue 11, section 2: the paper's 50-alphabet Omniglot table (Sec. 4.3) at a CPU scale.
 #
-#   nohup nice bash benchmarks/omniglot50.sh > omniglot50.log 2>&1 &
+#   nohup nice bash scripts/omniglot50.sh > omniglot50.log 2>&1 &
 #
 # 1. Tuning on VALIDATION only (seeds 100-101, disjoint from the trial seeds 0-4): every method
 #    gets the same budget (1,000 steps x 8 images per alphabet) and picks its lr / dropout / input
 #    scaling (soft also the mixture and S learning rate) by mean validation error
-#    (benchmarks/recipe.py). Each method starts from omniglot.yaml's per-ordering settings (soft: the
+#    (scripts/recipe.py). Each method starts from omniglot.yaml's per-ordering settings (soft: the
 #    L2 mixture); settings of S alone run for soft only. The grid is ordered most informative first.
 #    Input scaling (input_norm=rms) and a 200-step lr warm-up are not in the grid: with the L2
 #    mixture both trained slower than the plain setting in the diagnostic runs (val error at step
@@ -36,7 +36,7 @@ OUT=results/omniglot50
 SCALE=(--set tasks=50 --set image_size=28 --set padding=1 --set channels=24 --set steps=1000
        --set batch_size=8 --set eval_every=100 --set checkpoint_every=500 --set lr=0.003
        --set dropout=0.0 --set threads=1)
-"$PY" benchmarks/recipe.py omniglot --trials 2 --seed 100 --select mean_val_error --workers 2 \
+"$PY" scripts/recipe.py omniglot --trials 2 --seed 100 --select mean_val_error --workers 2 \
   --data-dir "$DATA" --out "$OUT/tune" "${SCALE[@]}" --grid \
   'lr=3e-3:{lr: 0.003}' \
   'plain-eq7:{soft_norm: none}' \

@@ -5,7 +5,7 @@ the 1-channel image as that padding and convolves only its channel (``PadChannel
 what ``conv_net`` builds). This times one training step (forward, backward) of the 105x105 Omniglot
 net both ways, alternating, in one process, and prints the ratio:
 
-    python benchmarks/conv_input_speed.py --out results/conv-input-speed/result.json
+    python scripts/conv_input_speed.py --out results/conv-input-speed/result.json
 """
 
 from __future__ import annotations

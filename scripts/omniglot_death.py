@@ -6,7 +6,7 @@ Reads compare folders run with health every 25 steps (issue 11, section 1):
         --data-dir ../shared/data --out runs/death/plain
     softorder compare omniglot --quick --orderings soft --trials 5 --set eval_every=25 \\
         --set soft_norm=l2 --data-dir ../shared/data --out runs/death/l2
-    python benchmarks/omniglot_death.py runs/death --out docs/figures/omniglot_death.png \\
+    python scripts/omniglot_death.py runs/death --out docs/figures/omniglot_death.png \\
         --results results/omniglot-death
 
 and draws, per depth, the activation RMS and the dead-unit fraction over training for two plain

@@ -1,7 +1,7 @@
 """Where a `softorder bench` training step spends its time, and what a bare matmul reaches.
 
-    python benchmarks/profile_step.py transformer-T8            # profiler tables: fused, parallel
-    python benchmarks/profile_step.py --mm                      # GFLOP/s of plain mm (the ceiling)
+    python scripts/profile_step.py transformer-T8            # profiler tables: fused, parallel
+    python scripts/profile_step.py --mm                      # GFLOP/s of plain mm (the ceiling)
 
 The profiler tables (``torch.profiler``, 3 steps after 2 warm-up steps, sorted by self CPU time)
 are behind the percentages in docs/speed.md; ``--mm`` times ``a @ b`` at the block workloads'

@@ -5,12 +5,12 @@
 # 2. the 50-alphabet Omniglot comparison at the paper's scale (105x105, 53 filters, padding 0, 20%
 #    test), all four orderings, bf16, as many paired trials as fit (TRIALS, default 4), with the
 #    105x105 settings chosen on validation on the CPU (results/omniglot50/tune/chosen-105.yaml,
-#    written by `python benchmarks/robustness.py choose` from the robustness grid of issue 21: soft
+#    written by `python scripts/robustness.py choose` from the robustness grid of issue 21: soft
 #    ordering's mixture and depth norm, each method's lr); without it the 28x28 recipe (chosen.yaml),
 #    else the shipped omniglot.yaml. The image keys (size, filters, padding, batch, threads) are set
 #    to the paper's either way. Finished trials' small files go to $OUT.
 # Data under .devdata/data (omniglot/*.zip, as in ../shared/data); run with `carry: [.devdata]`.
-#   OUT=/tmp/out LIMIT=720 bash benchmarks/device_omniglot.sh
+#   OUT=/tmp/out LIMIT=720 bash scripts/device_omniglot.sh
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1

@@ -5,10 +5,10 @@ a run is *dead* when its last depth is entirely dead for some task, and *at chan
 training loss is still >= 95% of the class-prior loss at the end. The table gives, per cell, the
 dead / at-chance counts and the mean validation error (the selection criterion) +- 95% CI.
 
-    python benchmarks/robustness.py run --scales omniglot-105 --data-dir ../shared/data
-    python benchmarks/robustness.py table        # results/robustness/results.md and .json
-    python benchmarks/robustness.py figure --out docs/figures/omniglot105_health.png   # the mechanism
-    python benchmarks/robustness.py choose --out results/omniglot50/tune/chosen-105.yaml  # the recipe
+    python scripts/robustness.py run --scales omniglot-105 --data-dir ../shared/data
+    python scripts/robustness.py table        # results/robustness/results.md and .json
+    python scripts/robustness.py figure --out docs/figures/omniglot105_health.png   # the mechanism
+    python scripts/robustness.py choose --out results/omniglot50/tune/chosen-105.yaml  # the recipe
 
 Runs go to ``results/robustness/<scale>/lr=<lr>/<variant>/seed<s>/`` (config.yaml, metrics.jsonl,
 result.json are committed; checkpoints are not). A finished run is read back, a started one resumes
@@ -121,7 +121,7 @@ def table(args: argparse.Namespace) -> None:
         lines.append(f"| {r['scale']} | {r['lr']:g} | {r['variant']} | {r['runs']} | {r['dead']} | "
                      f"{r['at_chance']} | {fmt_pm(*r['val_error'])} | {fmt_pm(*r['test_error'])} |")
     (OUT / "results.md").write_text(
-        "# Robustness grid (issue 21)\n\n`python benchmarks/robustness.py table`; variants: "
+        "# Robustness grid (issue 21)\n\n`python scripts/robustness.py table`; variants: "
         + "; ".join(f"`{k}` = {v}" for k, v in VARIANTS.items()) + "\n\n" + "\n".join(lines) + "\n"
     )
     print("\n".join(lines))
@@ -173,7 +173,7 @@ def choose(args: argparse.Namespace) -> None:
               "permuted": {"lr": best_parallel[1]}, "soft": {**soft_settings, "lr": best_soft[1]}}
     base["orderings"] = {o: {**shipped.get(o, {}), **settings} for o, settings in chosen.items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    header = (f"# {args.scale}: chosen on validation by benchmarks/robustness.py choose (mean validation "
+    header = (f"# {args.scale}: chosen on validation by scripts/robustness.py choose (mean validation "
               f"error, seeds {FIRST_SEED}..): soft {best_soft[0]} lr {best_soft[1]:g} "
               f"({100 * cells[best_soft]:.2f}%), parallel lr {best_parallel[1]:g} "
               f"({100 * cells[best_parallel]:.2f}%); single and permuted take parallel's lr\n")

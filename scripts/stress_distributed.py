@@ -5,8 +5,8 @@ trains the small synthetic config of ``tests/train/test_distributed.py`` (40 ste
 directory. This checks that no rank dies at exit after the run succeeded (issue 10); it is not a
 CI test (50 runs take about 8 minutes on 2 cores).
 
-    python benchmarks/stress_distributed.py             # 50 runs
-    python benchmarks/stress_distributed.py --runs 10
+    python scripts/stress_distributed.py             # 50 runs
+    python scripts/stress_distributed.py --runs 10
 
 Exits non-zero when any run failed, after printing the tail of each failure's stderr.
 """

@@ -2,9 +2,9 @@
 the readable per-task/per-depth/per-layer loop (``reference_forward``) and against fused parallel
 ordering, and print the ratios.
 
-    python benchmarks/bench_core.py                       # CPU-sized workloads, table
-    python benchmarks/bench_core.py --json                # one JSON object per workload
-    python benchmarks/bench_core.py --device cuda --dtype bf16 --workloads dense-T10,dense-T40,conv-T50
+    python scripts/bench_core.py                       # CPU-sized workloads, table
+    python scripts/bench_core.py --json                # one JSON object per workload
+    python scripts/bench_core.py --device cuda --dtype bf16 --workloads dense-T10,dense-T40,conv-T50
 
 Soft ordering computes every layer at every depth, i.e. D times the core FLOPs of parallel
 ordering, so fused/parallel near D is the arithmetic floor when compute-bound.
