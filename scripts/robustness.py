@@ -94,6 +94,13 @@ def run(args: argparse.Namespace) -> None:
     table(args)
 
 
+def _peak_dead(metrics: Path) -> float:
+    """The largest fraction of dead units at the last depth over a run's evaluations (a run can
+    lose most of its last depth and recover; the end-of-run verdict alone does not show it)."""
+    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    return max(((r.get("health") or {}).get("dead") or [0.0])[-1] for r in records) if records else 0.0
+
+
 def table(args: argparse.Namespace) -> None:
     """results.json and results.md from every finished run under OUT."""
     rows = []
@@ -101,9 +108,11 @@ def table(args: argparse.Namespace) -> None:
         for lr in sorted(scale["lrs"]):
             for v in VARIANTS:
                 cell = OUT / name / f"lr={lr:g}" / v
-                results = [json.loads(p.read_text()) for p in sorted(cell.glob("seed*/result.json"))]
+                found = sorted(cell.glob("seed*/result.json"))
+                results = [json.loads(p.read_text()) for p in found]
                 if not results:
                     continue
+                peaks = [_peak_dead(p.parent / "metrics.jsonl") for p in found]
                 health = [r.get("health") or {} for r in results]
                 val = [100 * r["mean_val_error"] for r in results]
                 test = [100 * r["mean_test_error"] for r in results]
@@ -111,17 +120,21 @@ def table(args: argparse.Namespace) -> None:
                     "scale": name, "lr": lr, "variant": v, "runs": len(results),
                     "dead": sum(bool(h.get("dead_last_depth")) for h in health),
                     "at_chance": sum(bool(h.get("at_chance")) for h in health),
+                    "peak_dead_last_depth": sum(peaks) / len(peaks),
                     "val_error": mean_ci95(val), "test_error": mean_ci95(test),
                     "seeds": [r["seed"] for r in results],
                 })
     (OUT / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
-    lines = ["| scale | lr | variant | runs | dead last depth | at chance | val error % | test error % |",
-             "|---|---|---|---:|---:|---:|---|---|"]
+    lines = ["| scale | lr | variant | runs | dead last depth | at chance | last depth dead, peak % | "
+             "val error % | test error % |", "|---|---|---|---:|---:|---:|---:|---|---|"]
     for r in rows:
         lines.append(f"| {r['scale']} | {r['lr']:g} | {r['variant']} | {r['runs']} | {r['dead']} | "
-                     f"{r['at_chance']} | {fmt_pm(*r['val_error'])} | {fmt_pm(*r['test_error'])} |")
+                     f"{r['at_chance']} | {100 * r['peak_dead_last_depth']:.0f} | "
+                     f"{fmt_pm(*r['val_error'])} | {fmt_pm(*r['test_error'])} |")
     (OUT / "results.md").write_text(
-        "# Robustness grid (issue 21)\n\n`python scripts/robustness.py table`; variants: "
+        "# Robustness grid (issue 21)\n\n`python scripts/robustness.py table`. Dead last depth / at "
+        "chance: runs flagged by run health at the end; peak: the largest fraction of dead units at the "
+        "last depth over a run's evaluations, mean over runs. Variants: "
         + "; ".join(f"`{k}` = {v}" for k, v in VARIANTS.items()) + "\n\n" + "\n".join(lines) + "\n"
     )
     print("\n".join(lines))

@@ -27,6 +27,10 @@ def _fake_runs(root: Path, errors: dict[Cell, list[float]], dead: set[Cell]) -> 
             health = {"dead_last_depth": (variant, lr) in dead and k == 0, "at_chance": False}
             d.joinpath("result.json").write_text(json.dumps({
                 "seed": 100 + k, "mean_val_error": v, "mean_test_error": v, "health": health}))
+            peak = 0.9 if variant == "l2" else 0.1  # the last depth's dead fraction, mid-run
+            d.joinpath("metrics.jsonl").write_text("".join(
+                json.dumps({"step": step, "health": {"dead": [0.0, dead]}}) + "\n"
+                for step, dead in ((25, 0.0), (50, peak), (75, 0.0))))
 
 
 def test_table_counts_dead_runs_and_choose_picks_the_lowest_validation_error(tmp_path: Path) -> None:
@@ -39,6 +43,7 @@ def test_table_counts_dead_runs_and_choose_picks_the_lowest_validation_error(tmp
     rows = json.loads((tmp_path / "results" / "robustness" / "results.json").read_text())
     l2 = next(r for r in rows if r["variant"] == "l2")
     assert (l2["runs"], l2["dead"], l2["at_chance"]) == (3, 1, 0)
+    assert l2["peak_dead_last_depth"] == pytest.approx(0.9)
     assert [r["lr"] for r in rows if r["variant"] == "rms"] == [3e-3, 1e-2]  # sorted by lr
     out = tmp_path / "chosen-105.yaml"
     subprocess.run([*run, "choose", "--out", str(out)], cwd=tmp_path, check=True, capture_output=True,
