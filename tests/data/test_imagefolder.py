@@ -112,3 +112,15 @@ def test_16_bit_pngs_are_rescaled_not_clipped(tmp_path: Path) -> None:
     prep = bars.preprocessing
     assert isinstance(prep, ImagePreprocessing)
     assert torch.equal(prep.encode(deep).x, prep.encode(tmp_path / "shallow.png").x)
+
+
+def test_files_that_are_not_images_are_named_when_skipped(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    root = write_images(tmp_path / "d", per_class=10)
+    (root / "bars" / "horizontal" / "extra.webp").write_bytes(b"RIFF")
+    (root / "bars" / "vertical" / "notes.txt").write_text("x")
+    tasks = scan_folder(root)
+    assert all(f.suffix in imagefolder.IMAGE_SUFFIXES for t in tasks for f in t.files)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "skipped 2 file(s) that are not .png/.jpg/.jpeg images" in err
+    assert "bars/horizontal/extra.webp" in err and "bars/vertical/notes.txt" in err

@@ -96,10 +96,11 @@ def scan_folder(root: Path) -> list[FolderTask]:
         raise FileNotFoundError(
             f"image data folder {root} does not exist; --data-dir must be laid out as {_LAYOUT}"
         )
-    tasks = []
+    tasks, skipped = [], []
     for folder in _subfolders(root):
         classes, files, labels = [], [], []
         for c, class_dir in enumerate(_subfolders(folder)):
+            skipped += [f.relative_to(root).as_posix() for f in image_files(class_dir, images=False)]
             found = image_files(class_dir)
             if not found:
                 raise ValueError(
@@ -117,6 +118,11 @@ def scan_folder(root: Path) -> list[FolderTask]:
         tasks.append(FolderTask(folder.name, folder, classes, files, np.asarray(labels, dtype=np.int64)))
     if not tasks:
         raise FileNotFoundError(f"no task folders in {root}; lay the images out as {_LAYOUT}")
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        print(f"softorder: warning: {root}: skipped {len(skipped)} file(s) that are not "
+              f"{'/'.join(IMAGE_SUFFIXES)} images: {', '.join(skipped[:5])}{more} (convert them to PNG to "
+              "train on them)", file=sys.stderr)
     return tasks
 
 
