@@ -169,3 +169,21 @@ def test_teardown_frees_the_group_and_joins_gloo_threads() -> None:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_ddp_with_nccl_on_one_process_follows_the_plain_run(tmp_path: Path) -> None:
+    """torchrun with one process on a GPU (DDP over NCCL) trains as the plain single-process run."""
+    if not dist.is_nccl_available():
+        pytest.skip("torch.distributed without NCCL")
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(CONFIG.replace("threads: 1", "threads: null") + "device: cuda\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+           "-m", "softorder", "train", str(cfg_file), "--out", str(tmp_path / "ddp"), "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    train(load_config(cfg_file), tmp_path / "plain", quiet=True)
+    _assert_close_runs(tmp_path / "ddp", tmp_path / "plain")
