@@ -165,13 +165,18 @@ def choose(args: argparse.Namespace) -> None:
     variants, parallel ordering's lr; single and permuted orderings take parallel ordering's lr
     (the grid does not run them). Written as a ``softorder compare --config`` file: the benchmark's
     YAML with the scale's image keys and the chosen per-ordering settings."""
-    scale, cells = SCALES[args.scale], {}
+    scale, by_seed = SCALES[args.scale], {}
     for lr in scale["lrs"]:
         for v in VARIANTS:
             found = sorted((OUT / args.scale / f"lr={lr:g}" / v).glob("seed*/result.json"))
             if len(found) >= args.min_runs:
                 runs = [json.loads(p.read_text()) for p in found]
-                cells[(v, lr)] = sum(r["mean_val_error"] for r in runs) / len(runs)
+                by_seed[(v, lr)] = {r["seed"]: r["mean_val_error"] for r in runs}
+    # every cell on the same seeds: seeds differ by a few points, and cells finish seed by seed
+    seeds = sorted(set.intersection(*(set(d) for d in by_seed.values()))) if by_seed else []
+    if len(seeds) < args.min_runs:
+        raise SystemExit(f"{args.scale}: fewer than {args.min_runs} seeds finished in every candidate cell")
+    cells = {c: sum(d[k] for k in seeds) / len(seeds) for c, d in by_seed.items()}
     soft = [c for c in cells if VARIANTS[c[0]]["ordering"] == "soft"]
     parallel = [c for c in cells if c[0] == "parallel"]
     if not soft or not parallel:
@@ -187,7 +192,7 @@ def choose(args: argparse.Namespace) -> None:
     base["orderings"] = {o: {**shipped.get(o, {}), **settings} for o, settings in chosen.items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# {args.scale}: chosen on validation by scripts/robustness.py choose (mean validation "
-              f"error, seeds {FIRST_SEED}..): soft {best_soft[0]} lr {best_soft[1]:g} "
+              f"error over seeds {', '.join(map(str, seeds))}): soft {best_soft[0]} lr {best_soft[1]:g} "
               f"({100 * cells[best_soft]:.2f}%), parallel lr {best_parallel[1]:g} "
               f"({100 * cells[best_parallel]:.2f}%); single and permuted take parallel's lr\n")
     args.out.write_text(header + dump_yaml(base))

@@ -259,3 +259,17 @@ def test_depth_norm_rms_makes_the_core_blind_to_its_input_scale(ordering: str) -
         assert torch.allclose(a[0], b[0], atol=1e-5) == same, norm
     with pytest.raises(ValueError, match="unknown depth_norm 'layer'; choose one of none, rms"):
         so.dense_net(4, [2], ordering=ordering, depth_norm="layer")
+
+
+@pytest.mark.parametrize("ordering", ["permuted", "soft"])
+def test_a_net_used_under_inference_mode_still_trains(ordering: str) -> None:
+    """The row and layer indices cached for a batch layout are made for later steps with autograd,
+    even when the first step of that layout ran under ``torch.inference_mode()``."""
+    import softorder as so
+
+    net = so.dense_net([3, 3], [2, 2], width=8, num_layers=2, ordering=ordering)
+    xs = [torch.randn(4, 3), torch.randn(4, 3)]
+    with torch.inference_mode():
+        net(xs)
+    sum(o.sum() for o in net(xs)).backward()
+    assert all(p.grad is not None for p in net.core.parameters())

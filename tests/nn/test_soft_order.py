@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 import softorder
 import softorder.nn
-from softorder.nn import DenseBank, ModuleBank, SoftOrder, reference_soft_order
+from softorder.nn import ConvBank, DenseBank, ModuleBank, SoftOrder, reference_soft_order
 from softorder.nn.blocks import ResidualConv, ResidualMLP, TransformerBlock
 
 T = 3
@@ -163,3 +163,13 @@ def test_one_depth_does_not_ask_the_blocks_to_take_their_own_output() -> None:
     assert SoftOrder([nn.Linear(8, 4) for _ in range(2)], 2, depth=1)(x, 0).shape == (5, 4)
     with pytest.raises(ValueError, match="at depth 2"):
         SoftOrder([nn.Linear(8, 4) for _ in range(2)], 2, depth=2)(x, 0)
+
+
+def test_the_reference_pads_a_conv_banks_input_as_the_bank_does() -> None:
+    """A 1-channel image into a conv bank of C channels stands for its zero-padding to C, in the
+    reference too (the RMS of ``depth_norm="rms"`` is over C channels)."""
+    torch.manual_seed(3)
+    layer = SoftOrder(ConvBank(8, 3, padding=1, pool=1), 2, depth_norm="rms").eval()
+    nn.init.normal_(layer.S)
+    x, task = torch.rand(4, 1, 6, 6), torch.tensor([0, 1, 1, 0])
+    torch.testing.assert_close(layer(x, task), reference_soft_order(layer, x, task), atol=1e-5, rtol=1e-5)

@@ -34,6 +34,25 @@ def test_cuda_graphs_off_a_gpu_or_with_compile_or_fp16_is_a_one_line_error(
         CFG.replace(cuda_graphs=True, **settings)
 
 
+def test_a_resumed_optimizer_takes_the_runs_capturable_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint's optimizer groups bring their own ``capturable`` flag; a run resumed with
+    ``cuda_graphs`` turned on (or off) sets it, and keeps the step counts where Adam wants them."""
+    from softorder.train import config
+    from softorder.train.optim import apply_optimizer_settings
+
+    w = torch.nn.Parameter(torch.zeros(3))
+    saved = torch.optim.Adam([w])
+    w.grad = torch.ones(3)
+    saved.step()
+    opt = torch.optim.Adam([w])
+    opt.load_state_dict(saved.state_dict())
+    monkeypatch.setattr(config, "_check_device", lambda device: None)  # as if a GPU were here
+    apply_optimizer_settings(opt, CFG.replace(device="cuda", cuda_graphs=True))
+    assert opt.param_groups[0]["capturable"] and opt.state[w]["step"].dtype == torch.float32
+    apply_optimizer_settings(opt, CFG)
+    assert not opt.param_groups[0]["capturable"] and opt.state[w]["step"].device.type == "cpu"
+
+
 @pytest.mark.cuda
 @needs_cuda
 @pytest.mark.parametrize("ordering", ["parallel", "soft"])

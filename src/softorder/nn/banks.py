@@ -129,7 +129,8 @@ class LayerBank(nn.Module, abc.ABC):
         host-to-device copy per step would stall the device."""
         key = (tuple(values), device)
         if key not in self._index_cache:
-            self._index_cache[key] = torch.tensor(values, device=device)
+            with torch.inference_mode(False):  # kept for later steps, which may need autograd
+                self._index_cache[key] = torch.tensor(values, device=device)
         return self._index_cache[key]
 
     def reset_parameters(self) -> None:

@@ -125,10 +125,11 @@ class ModuleBank(LayerBank):
     def forward(self, y: Tensor) -> Tensor:
         """Every block on every row, one vmapped call (or L calls): ``[N, *in] -> [N, L, *out]``."""
         params, buffers = self._state()
-        if self.run == "loop":
-            return torch.stack([self._run({n: p[j] for n, p in params.items()},
-                                          {n: b[j] for n, b in buffers.items()}, y)
-                                for j in range(self.num_layers)], dim=1)
+        if self.run == "loop":  # (kernels with vmap rules: the vectorised trials vmap around the bank)
+            with _batchable(y.device):
+                return torch.stack([self._run({n: p[j] for n, p in params.items()},
+                                              {n: b[j] for n, b in buffers.items()}, y)
+                                    for j in range(self.num_layers)], dim=1)
         with _batchable(y.device):
             out = self._vmap((0, 0, None))(params, buffers, y)  # [L, N, *out]
         return out.movedim(0, 1)
@@ -136,7 +137,7 @@ class ModuleBank(LayerBank):
     def layer(self, j: int, y: Tensor) -> Tensor:
         """Block ``F_j`` alone on all rows ``y`` (Eq. 2, 3)."""
         params, buffers = self._state()
-        with _batchable(y.device) if self.run == "vmap" else contextlib.nullcontext():
+        with _batchable(y.device):
             return self._run({n: p[j] for n, p in params.items()}, {n: b[j] for n, b in buffers.items()}, y)
 
     def segments(self, y: Tensor, layers: Sequence[int], counts: Sequence[int]) -> Tensor:

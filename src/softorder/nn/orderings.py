@@ -76,8 +76,9 @@ class Rows:
     def index(self, device: torch.device) -> Tensor:
         """Task id of every row, ``[N]``."""
         if device not in self._index:  # built on the CPU: no device sync for its unknown length
-            index = torch.repeat_interleave(torch.tensor(self.tasks), torch.tensor(self.counts))
-            self._index[device] = index.to(device, non_blocking=True)
+            with torch.inference_mode(False):  # kept for later steps, which may need autograd
+                index = torch.repeat_interleave(torch.tensor(self.tasks), torch.tensor(self.counts))
+                self._index[device] = index.to(device, non_blocking=True)
         return self._index[device]
 
 

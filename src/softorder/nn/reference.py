@@ -54,6 +54,8 @@ def reference_soft_order(layer: SoftOrder, x: Tensor, task: int | Tensor) -> Ten
     rows = []
     for i, t in enumerate(layer.task_ids(task, x).tolist()):
         y = x[i : i + 1]
+        if isinstance(bank, ConvBank):  # an image of fewer channels stands for its zero-padding
+            y = pad_channels(y, bank.channels)
         for k in range(layer.depth):
             y = _unit_rms(y) if layer.core.depth_norm == "rms" else y
             s = weights[t, k]

@@ -42,14 +42,22 @@ class GraphedStep:
     that the captured backward writes them afresh at every replay) and replayed. Returns the step's
     losses (after the capture, the graph's static output: read or clone it before the next call)."""
 
-    def __init__(self, step: Step, zero_grad: Callable[[], None], warm_up_steps: int = WARM_UP_STEPS) -> None:
+    def __init__(self, step: Step, zero_grad: Callable[[], None], warm_up_steps: int = WARM_UP_STEPS,
+                 device: torch.device | None = None) -> None:
+        """``device``: the CUDA device the step runs on (default: the current one); streams, the
+        capture and the replays are made on it."""
         self.step, self.zero_grad, self.warm_up_steps, self.calls = step, zero_grad, warm_up_steps, 0
+        self.device = device
         self.graph: torch.cuda.CUDAGraph | None = None
         self._xs: Batch = []
         self._ys: list[Tensor] = []
         self._losses: Tensor | None = None
 
     def __call__(self, xs: Batch, ys: list[Tensor]) -> Tensor:
+        with torch.cuda.device(self.device):
+            return self._call(xs, ys)
+
+    def _call(self, xs: Batch, ys: list[Tensor]) -> Tensor:
         self.calls += 1
         if self.graph is None and self.calls <= self.warm_up_steps:
             side = torch.cuda.Stream()

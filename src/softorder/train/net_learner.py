@@ -85,7 +85,8 @@ class NetLearner(Learner):
         captured once the learning-rate warm-up is over (the rates are baked into the graph)."""
         if self.graphed is None:
             eager = max(WARM_UP_STEPS, self.cfg.optim.lr_warmup - step + 1)
-            self.graphed = GraphedStep(self._plain_step, lambda: self.opt.zero_grad(set_to_none=True), eager)
+            self.graphed = GraphedStep(self._plain_step, lambda: self.opt.zero_grad(set_to_none=True), eager,
+                                       self.device)
         warm_up(self.opt, self.cfg, step)
         losses = self.graphed(xs, ys).clone()  # the graph overwrites its output at the next replay
         self.guard(losses, step)

@@ -45,6 +45,15 @@ def warm_up(opt: torch.optim.Optimizer, cfg: Config, step: int) -> None:
 
 
 def apply_optimizer_settings(opt: torch.optim.Optimizer, cfg: Config) -> None:
-    """Set the learning rates and weight decay of ``cfg`` on a (resumed) optimizer's groups."""
+    """Set the learning rates and weight decay of ``cfg`` on a (resumed) optimizer's groups, and
+    whether its step is capturable (``cuda_graphs``; a checkpoint's groups bring their own flag):
+    a capturable Adam keeps each parameter's step count on the parameter's device."""
     for group in opt.param_groups:
         group.update(group_settings(cfg, "S" if group.get("name") == "S" else "net"))
+        if "capturable" in group:
+            group["capturable"] = cfg.run.cuda_graphs
+            for p in group["params"]:
+                state = opt.state.get(p, {})
+                if "step" in state and torch.is_tensor(state["step"]):
+                    device = p.device if cfg.run.cuda_graphs else torch.device("cpu")
+                    state["step"] = state["step"].to(device, torch.float32)

@@ -63,30 +63,44 @@ def check_losses(
 
 class LossGuard:
     """The NaN guard of the training losses (:func:`check_losses`), read without stalling an
-    accelerator: on the CPU each step's losses are checked at once; on a device a step's losses are
-    checked during the next step (once its backward is queued, before its optimiser step), so the
-    device runs a step ahead of the host instead of waiting for it. :meth:`flush` checks what is
+    accelerator: on the CPU each step's losses are checked at once; on a CUDA device each step
+    queues a finite-check whose one-byte answer is copied to the host behind an event, and the
+    host waits for that event (not for the device's whole queue) during the next step, once that
+    step's work is queued, so the device runs a step ahead of the host. :meth:`flush` checks what is
     pending; the trainer calls it before every evaluation and checkpoint, so no diverged weights
-    are evaluated or saved."""
+    are evaluated or saved (the step that diverged has already applied its update, as a step ahead
+    implies; the error names that step)."""
 
     def __init__(
         self, names: Sequence[str], checkpoint: Path | None, what: str = "task", defer: bool | None = None
     ) -> None:
         """``defer``: check a step's losses during the next step (None: off the CPU only)."""
         self.names, self.checkpoint, self.what, self.defer = list(names), checkpoint, what, defer
-        self._pending: tuple[Tensor, int] | None = None
+        self._pending: tuple[Tensor, Tensor, Any, int] | None = None  # losses, finite flag, event, step
 
     def __call__(self, losses: Tensor, step: int) -> None:
         self.flush()
-        self._pending = (losses.detach(), step)
+        losses = losses.detach()
         if not (losses.device.type != "cpu" if self.defer is None else self.defer):
-            self.flush()
+            check_losses(losses, self.names, step, self.checkpoint, self.what)
+            return
+        finite, event = torch.isfinite(losses).all(), None
+        if losses.device.type == "cuda":
+            flag = torch.empty((), dtype=torch.bool, pin_memory=True)
+            flag.copy_(finite, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            finite = flag
+        self._pending = (losses, finite, event, step)
 
     def flush(self) -> None:
         if self._pending is not None:
-            losses, step = self._pending
+            losses, finite, event, step = self._pending
             self._pending = None
-            check_losses(losses, self.names, step, self.checkpoint, self.what)
+            if event is not None:
+                event.synchronize()  # this step's flag only, not the work queued after it
+            if not bool(finite):
+                check_losses(losses, self.names, step, self.checkpoint, self.what)
 
 
 @dataclass
