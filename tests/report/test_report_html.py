@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from softorder.report import cli
 from softorder.report.html import detect_kind, write_report
@@ -118,3 +119,22 @@ def test_compare_report_shows_what_each_method_ran_with(compare_dir: Path) -> No
     cells = [re.findall(r"<td>([^<]*)</td>", r) for r in rows[:2]]
     assert cells == [["dropout", "0.2", "0.0", "0.2"], ["soft_norm", "none", "l2", "none"]]  # soft, parallel
     assert "<h2>Config (the base; each method&#x27;s own keys are under Settings per method)</h2>" in text
+
+
+def test_the_config_leaves_out_keys_the_net_does_not_read(tmp_path: Path,
+                                                          fake_run: Callable[..., Path]) -> None:
+    """An image run's conv core reads neither ``width`` nor the transformer's ``tokens``/``heads``;
+    a hard ordering reads none of S's settings (issue 23, item 17)."""
+    from softorder.train.config import Config, unused_keys
+
+    image = Config(benchmark="imagefolder", ordering="parallel").to_dict()
+    assert set(unused_keys(image)) == {"tokens", "heads", "width", "encoder", "depth", "temperature",
+                                       "soft_norm", "s_lr"}
+    transformer = Config(benchmark="uci", core="transformer", width=8, tokens=2, heads=2).to_dict()
+    assert unused_keys(transformer) == []
+    run = fake_run(tmp_path / "img", soft=False)
+    (run / "config.yaml").write_text(yaml.safe_dump(image))
+    text = write_report(run).read_text()
+    config = text.split("<h2>Config")[1]
+    assert "channels: " in config and "tokens:" not in config and "width:" not in config
+    assert "# not read by this net, left out: tokens, heads, width, encoder" in config

@@ -24,6 +24,7 @@ from softorder.report import health as health_plots
 from softorder.report import plots
 from softorder.report.transfer import TRANSFER_NOTE, transfer_tables
 from softorder.stats import fmt_p, fmt_pm
+from softorder.train.config import unused_keys
 from softorder.train.rundir import RESULTS_JSON, RunDir
 
 CSS = """
@@ -152,7 +153,11 @@ class _Page:
 
     def render(self, source: Path, config: Any) -> str:
         vers = versions()
-        cfg = yaml.safe_dump(config, sort_keys=False) if config else "(no config found)\n"
+        unused = unused_keys(config) if isinstance(config, dict) else []
+        shown = {k: v for k, v in config.items() if k not in unused} if unused else config
+        cfg = yaml.safe_dump(shown, sort_keys=False) if config else "(no config found)\n"
+        if unused:
+            cfg += f"# not read by this net, left out: {', '.join(unused)}\n"
         now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         return (
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

@@ -122,6 +122,20 @@ class ModelConfig(Section):
             )
 
 
+def unused_keys(flat: dict[str, Any]) -> list[str]:
+    """Keys of a flat config (a run's ``config.yaml``) that its net does not read: the transformer
+    core's ``tokens`` and ``heads`` on any other core, a dense core's ``width`` and ``encoder`` on a
+    conv core, S's settings on a hard ordering. They are kept in the file (the config is checked
+    and compared as a whole); a report leaves them out."""
+    core, soft = flat.get("core", "dense"), flat.get("ordering") == "soft"
+    unused = [] if core == "transformer" else ["tokens", "heads"]
+    if core in ("conv", "resconv"):
+        unused += ["width", "encoder"]
+    if not soft:
+        unused += ["depth", "temperature", "soft_norm", "s_lr"]
+    return [k for k in unused if k in flat]
+
+
 @dataclass
 class OptimConfig(Section):
     """Adam on the sum over tasks of each task's mean loss (Sec. 4)."""
