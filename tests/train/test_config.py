@@ -94,10 +94,10 @@ def test_paths_are_taken_literally(path: str) -> None:
 
 
 def test_command_line_wins_over_the_per_ordering_section() -> None:
-    """uci.yaml sets soft: {dropout: 0.0, soft_norm: l2}; --set dropout=0.3 must win (no crash)."""
+    """uci.yaml sets soft: {dropout: 0.0, depth_norm: rms}; --set dropout=0.3 must win (no crash)."""
     cfg, per = benchmark_config("uci", overrides=["dropout=0.3"])
     soft = cfg.replace(**per["soft"])
-    assert soft.model.dropout == 0.3 and soft.model.soft_norm == "l2"
+    assert soft.model.dropout == 0.3 and soft.model.depth_norm == "rms"
     cfg, per = benchmark_config("mnist", overrides=["s_lr=1e-2"])
     assert cfg.replace(**per["soft"]).optim.s_lr == 0.01
 
