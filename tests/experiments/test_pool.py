@@ -39,13 +39,13 @@ def _wait_for(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str)
 def _stopped(proc: subprocess.Popen[str], sent: float) -> str:
     """What the command said besides run-health warnings; checks it ended with 130 within seconds,
     and no process of its group (workers, helpers) outlived it."""
-    try:
-        proc.wait(timeout=15)
+    try:  # communicate, not wait: a child blocked on a full stderr pipe would never end
+        _, err = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        raise AssertionError("still running 15 s after the signal") from None
+        _, err = proc.communicate()
+        raise AssertionError(f"still running 30 s after the signal; it said:\n{err[-3000:]}") from None
     took = time.monotonic() - sent
-    err = proc.stderr.read() if proc.stderr else ""
     assert proc.returncode == 130, err
     deadline = time.monotonic() + 10
     while True:

@@ -95,4 +95,5 @@ def _check_resumable(run: RunDir, cfg: Config) -> dict[str, Any]:
     run.check_writable()
     ckpt = load_checkpoint(run.checkpoint)
     check_resume(ckpt["config"], cfg, int(ckpt["step"]))
+    run.remove_stale_temps()  # a kill during a checkpoint write leaves its temp file; the old one is whole
     return ckpt

@@ -154,6 +154,15 @@ class RunDir:
                 raise ValueError(f"{self.metrics}: line {i + 1} is not a JSON record") from None
         return out
 
+    def remove_stale_temps(self) -> list[Path]:
+        """Delete the temp files a killed writer left (``.<name>.<hex>.tmp``: an atomic write that
+        never reached its rename; the file it would have replaced is intact). Called on resume,
+        when no writer of this run is alive; returns what it removed."""
+        stale = sorted(self.path.glob(".*.tmp"))
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def trim_metrics(self, step: int) -> None:
         """Keep the records up to ``step`` (a resume recomputes the later ones), atomically."""
         if self.metrics.exists():
