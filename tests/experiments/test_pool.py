@@ -23,9 +23,16 @@ FOREVER = ["--set", "eval_every=10", "--set", "checkpoint_every=10", "--set", "t
 
 
 def _start(tmp_path: Path, *argv: str) -> subprocess.Popen[str]:
+    """The command as a terminal starts it. A test run started in the background by a shell (``cmd
+    &``) ignores SIGINT, and a child inherits an ignored signal as ignored; a handled one is reset
+    to its default at exec, so the child gets SIGINT as from a terminal whatever started pytest."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "softorder", *argv], env=env, cwd=tmp_path, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "softorder", *argv], env=env, cwd=tmp_path, text=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _wait_for(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str) -> None:
