@@ -31,6 +31,7 @@ from softorder.benchmarks import benchmark_config, get
 from softorder.experiments.compare import die_with_parent, run_trial
 from softorder.report.health import plot_health
 from softorder.stats import fmt_pm, mean_ci95
+from softorder.train.rundir import RunDir
 from softorder.train.yaml12 import dump_yaml, read_mapping
 
 OUT = Path("results/robustness")
@@ -94,10 +95,10 @@ def run(args: argparse.Namespace) -> None:
     table(args)
 
 
-def _peak_dead(metrics: Path) -> float:
+def _peak_dead(run: Path) -> float:
     """The largest fraction of dead units at the last depth over a run's evaluations (a run can
     lose most of its last depth and recover; the end-of-run verdict alone does not show it)."""
-    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    records = RunDir(run).read_metrics()
     return max(((r.get("health") or {}).get("dead") or [0.0])[-1] for r in records) if records else 0.0
 
 
@@ -112,7 +113,7 @@ def table(args: argparse.Namespace) -> None:
                 results = [json.loads(p.read_text()) for p in found]
                 if not results:
                     continue
-                peaks = [_peak_dead(p.parent / "metrics.jsonl") for p in found]
+                peaks = [_peak_dead(p.parent) for p in found]
                 health = [r.get("health") or {} for r in results]
                 val = [100 * r["mean_val_error"] for r in results]
                 test = [100 * r["mean_test_error"] for r in results]

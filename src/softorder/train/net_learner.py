@@ -62,9 +62,7 @@ class NetLearner(Learner):
         xs, ys = self.source.next()
         if self.cfg.run.cuda_graphs:
             return self._graphed_step(step, xs, ys)
-        with autocast(self.device, self.cfg.run.precision):
-            logits = [z.float() for z in self.model(xs)]
-        losses = self._net.losses(logits, ys, check=False)  # labels checked by the source
+        losses = self._losses(xs, ys)
         self.opt.zero_grad(set_to_none=True)
         if self.world_size > 1:  # every rank sees the global losses: all stop together on NaN
             seen = losses.detach().clone()
@@ -92,11 +90,15 @@ class NetLearner(Learner):
         self.guard(losses, step)
         return losses[None]
 
-    def _plain_step(self, xs: Batch, ys: list[Tensor]) -> Tensor:
-        """Forward, losses, backward, optimiser step: what :class:`GraphedStep` captures."""
+    def _losses(self, xs: Batch, ys: list[Tensor]) -> Tensor:
+        """Each task's loss of the forward pass on ``xs`` (labels checked by the source)."""
         with autocast(self.device, self.cfg.run.precision):
             logits = [z.float() for z in self.model(xs)]
-        losses = self._net.losses(logits, ys, check=False)
+        return self._net.losses(logits, ys, check=False)
+
+    def _plain_step(self, xs: Batch, ys: list[Tensor]) -> Tensor:
+        """Forward, losses, backward, optimiser step: what :class:`GraphedStep` captures."""
+        losses = self._losses(xs, ys)
         losses.sum().backward()
         self.opt.step()
         return losses.detach()
