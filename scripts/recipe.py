@@ -20,18 +20,17 @@ from pathlib import Path
 
 from softorder.benchmarks import benchmark_config, get
 from softorder.experiments.compare import compare
-from softorder.nn.orderings import ORDERINGS
+from softorder.nn.orderings import ORDERINGS, PAPER_ORDERINGS
+from softorder.train.config import unused_keys
 from softorder.train.config_files import parse_overrides
 from softorder.train.yaml12 import dump_yaml, read_mapping, read_yaml
-
-S_ONLY = {"s_lr", "temperature", "soft_norm"}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("benchmark")
     p.add_argument("--grid", nargs="+", required=True, help="NAME:YAML-MAPPING of overrides")
-    p.add_argument("--orderings", default=",".join(ORDERINGS))
+    p.add_argument("--orderings", default=",".join(PAPER_ORDERINGS), help=f"any of {','.join(ORDERINGS)}")
     p.add_argument("--trials", type=int, default=3)
     p.add_argument("--seed", type=int, default=100)
     p.add_argument("--select", default="mean_val_loss", choices=["mean_val_loss", "mean_val_error"])
@@ -55,16 +54,15 @@ def main() -> None:
             raise SystemExit(f"--grid items are NAME:MAPPING, got {item!r}")
         setting = read_yaml(mapping, name) or {}
         out = Path(args.out) / name
-        # keys of S alone (s_lr, temperature, soft_norm) change nothing for the hard orderings, nor
-        # does a value the method's baseline already has: a method runs a setting only when what is
-        # left of it has not run yet (so 'plain-eq7:{soft_norm: none}' runs soft alone)
+        # keys the method's net does not read (S's s_lr for a hard ordering, a gate's width for any
+        # but gated: config.unused_keys) change nothing, nor does a value the method's baseline
+        # already has: a method runs a setting only when what is left of it has not run yet (so
+        # 'plain-eq7:{soft_norm: none}' runs soft alone)
         todo = []
         for o in orderings:
             baseline = {**flat, **per.get(o, {})}
-            effective = {
-                k: v for k, v in setting.items()
-                if (o == "soft" or k not in S_ONLY) and baseline.get(k) != v
-            }
+            unused = set(unused_keys({**baseline, **setting, "ordering": o}))
+            effective = {k: v for k, v in setting.items() if k not in unused and baseline.get(k) != v}
             key = (o, json.dumps(effective, sort_keys=True))
             if key not in tried:
                 tried[key] = name

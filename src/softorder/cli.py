@@ -18,7 +18,7 @@ from softorder import __version__, bench, benchmarks
 from softorder.data.download import fetch, resolve_data_dir
 from softorder.experiments import adapt_cli, analysis_cli, predict_cli, transfer
 from softorder.experiments.compare import check_request, compare
-from softorder.nn.orderings import ORDERINGS
+from softorder.nn.orderings import ORDERINGS, PAPER_ORDERINGS
 from softorder.report import cli as report_cli
 from softorder.train.config import Config, keys_of
 from softorder.train.distributed import is_main
@@ -97,8 +97,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("benchmark", help=", ".join(benchmarks.names()))
     p.add_argument(
         "--orderings",
-        default=",".join(ORDERINGS),
-        help=f"comma list of methods (default {','.join(ORDERINGS)})",
+        default=",".join(PAPER_ORDERINGS),
+        help=f"comma list of methods, any of {','.join(ORDERINGS)} (default {','.join(PAPER_ORDERINGS)})",
     )
     p.add_argument("--trials", type=int, default=None, help="trials per method (default 5; --quick: 3)")
     p.add_argument("--quick", action="store_true", help="a small, fast configuration (CPU minutes)")

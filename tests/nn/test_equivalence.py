@@ -8,7 +8,7 @@ import torch
 import softorder as so
 from softorder.nn import MultiTaskNet, reference_forward
 
-ORDERINGS = ["single", "parallel", "permuted", "soft"]
+ORDERINGS = ["single", "parallel", "permuted", "soft", "gated", "routed"]  # routed: evaluation (argmax)
 
 
 def _grads(net: MultiTaskNet, outputs: list[torch.Tensor], probes: list[torch.Tensor]) -> list:
@@ -20,9 +20,10 @@ def _grads(net: MultiTaskNet, outputs: list[torch.Tensor], probes: list[torch.Te
 
 def _check(net: MultiTaskNet, x, tasks=None) -> None:
     net.eval()
-    # A non-uniform S so the soft case is not trivially symmetric.
-    for p in net.ordering_parameters():
-        torch.nn.init.normal_(p, std=1.0)
+    # A non-uniform S (and gates) so the learned cases are not trivially symmetric.
+    for name, p in net.core.named_parameters():
+        if not name.startswith("bank."):
+            torch.nn.init.normal_(p, std=1.0)
     fused, ref = net(x, tasks), reference_forward(net, x, tasks)
     assert len(fused) == len(ref)
     for a, b in zip(fused, ref):

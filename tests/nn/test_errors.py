@@ -56,9 +56,10 @@ def test_non_finite_inputs_rejected_when_checked(net: so.MultiTaskNet) -> None:
 
 
 def test_depth_mismatch_for_hard_orderings() -> None:
-    with pytest.raises(ValueError, match=r"parallel ordering .* depth must equal"):
+    with pytest.raises(ValueError, match=r"parallel ordering .* must be a multiple of the number of layers"):
         ParallelOrdering(DenseBank(4, 3), 2, depth=5)
-    with pytest.raises(ValueError, match=r"permuted ordering .* Only 'soft'"):
+    assert ParallelOrdering(DenseBank(4, 3), 2, depth=6).order[0].tolist() == [0, 1, 2, 0, 1, 2]  # cycled
+    with pytest.raises(ValueError, match=r"permuted ordering .* Only the learned orderings"):
         PermutedOrdering(DenseBank(4, 3), 2, depth=2)
     assert SoftOrdering(DenseBank(4, 3), 2, depth=5).S.shape == (2, 5, 3)
 

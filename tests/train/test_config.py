@@ -54,7 +54,7 @@ def test_numbers_in_every_notation(tmp_path: Path, text: str) -> None:
         ("steps=true", r"steps must be an integer >= 1, got True"),
         ("dropout=1", r"dropout must be a number in \[0, 1\), got 1"),
         ("compile=maybe", r"compile must be true or false, got 'maybe'"),
-        ("ordering=hard", r"ordering must be one of single, parallel, permuted, soft, got 'hard'"),
+        ("ordering=hard", r"ordering must be one of single, parallel, permuted, soft, gated, routed, got 'h"),
         ("fractions=[0.8,0.2,0.0]", r"fractions must be a list of numbers in \(0, 1\), got \[0.8, 0.2, 0"),
         ("fractions=[0.5,0.5]", r"fractions must be three numbers"),
         ("checkpoint_every=125", r"checkpoint_every \(125\) must be a multiple of eval_every \(50\)"),

@@ -15,6 +15,7 @@ import torch
 
 from softorder.data.tasks import Preprocessing, TaskData, preprocessing_of
 from softorder.nn.blocks import ResidualConv, ResidualMLP, TransformerBlock, he_init, sequence_view
+from softorder.nn.learned import Anneal
 from softorder.nn.module_bank import ModuleBank
 from softorder.nn.network import BankFactory, MultiTaskNet, dense_net
 from softorder.train.config import Config, DataConfig, ModelConfig, register_sections
@@ -110,8 +111,10 @@ class Benchmark(ABC):
 def core_options(cfg: Config) -> dict[str, Any]:
     """The builders' arguments for the ordered core, from the model section (Sec. 3.3)."""
     m = cfg.model
+    anneal = Anneal(m.route_tau_start, m.route_tau_end, max(1, round(m.route_anneal * cfg.optim.steps)))
     return dict(num_layers=m.num_layers, depth=m.depth, ordering=m.ordering, dropout=m.dropout, seed=cfg.seed,
-                init=m.init, temperature=m.temperature, soft_norm=m.soft_norm, depth_norm=m.depth_norm)
+                init=m.init, temperature=m.temperature, soft_norm=m.soft_norm, depth_norm=m.depth_norm,
+                gate_hidden=m.gate_hidden, anneal=anneal)
 
 
 def core_bank(cfg: Config, features: int) -> BankFactory | None:

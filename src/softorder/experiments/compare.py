@@ -29,7 +29,7 @@ from softorder.data.tasks import TaskData
 from softorder.experiments.pool import completed, worker_pool
 from softorder.experiments.pool import die_with_parent as die_with_parent  # its old home: scripts import it
 from softorder.experiments.summary import results_markdown, summarise
-from softorder.nn.orderings import ORDERINGS
+from softorder.nn.orderings import ORDERINGS, PAPER_ORDERINGS
 from softorder.train import distributed
 from softorder.train.config import LOCATIONS, Config
 from softorder.train.rundir import RESULTS_JSON, RESULTS_MD, RunDir
@@ -136,7 +136,7 @@ def check_request(
 def compare(
     cfg: Config,
     out: str | Path,
-    orderings: Sequence[str] = ORDERINGS,
+    orderings: Sequence[str] = PAPER_ORDERINGS,
     trials: int = 5,
     per_ordering: dict[str, dict[str, Any]] | None = None,
     workers: int | None = None,

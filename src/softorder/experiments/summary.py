@@ -44,13 +44,10 @@ def summarise(
             "unhealthy_trials": [k for k, r in enumerate(runs) if (r.get("health") or {}).get("unhealthy")],
         }
     comparisons = []
-    if "soft" in methods:
-        for o in orderings:
-            if o == "soft":
-                continue
-            for metric, key in (("test_error", "trials"), ("test_loss", "trial_losses")):
-                test = paired_test(methods["soft"][key], methods[o][key])
-                comparisons.append({"a": "soft", "b": o, "metric": metric, **test})
+    for a, b in compared_pairs(orderings):
+        for metric, key in (("test_error", "trials"), ("test_loss", "trial_losses")):
+            test = paired_test(methods[a][key], methods[b][key])
+            comparisons.append({"a": a, "b": b, "metric": metric, **test})
     return {
         "benchmark": cfg.benchmark,
         "task_names": first["task_names"],
@@ -60,6 +57,16 @@ def summarise(
         "methods": methods,
         "comparisons": comparisons,
     }
+
+
+def compared_pairs(orderings: Sequence[str]) -> list[tuple[str, str]]:
+    """The paired tests a comparison reports, (a, b) for a − b: soft against every other method,
+    and each method that followed soft ordering (gated, routed) against soft and parallel."""
+    pairs = [("soft", o) for o in orderings if "soft" in orderings and o != "soft"]
+    for a in ("gated", "routed"):
+        if a in orderings:
+            pairs += [(a, b) for b in ("parallel",) if b in orderings]
+    return pairs
 
 
 def results_markdown(s: dict[str, Any]) -> str:
@@ -88,16 +95,16 @@ def results_markdown(s: dict[str, Any]) -> str:
     if s["comparisons"]:
         lines += [
             "",
-            "Paired over trials (soft − other; negative favours soft):",
+            "Paired over trials (a − b; negative favours a):",
             "",
-            "| comparison | metric | mean diff | soft wins/losses | p (paired t) | p (Wilcoxon) |",
+            "| comparison | metric | mean diff | a wins/losses | p (paired t) | p (Wilcoxon) |",
             "|---|---|---|---|---|---|",
         ]
         for c in s["comparisons"]:
             scale = 100 if c["metric"] == "test_error" else 1
             unit = " pp" if scale == 100 else ""
             lines.append(
-                f"| soft vs {c['b']} | {c['metric']} | {scale * c['mean_diff']:+.3f}{unit} | "
+                f"| {c.get('a', 'soft')} vs {c['b']} | {c['metric']} | {scale * c['mean_diff']:+.3f}{unit} | "
                 f"{c['wins']}/{c['losses']} | {fmt_p(c['p_value'])} | {fmt_p(c['p_wilcoxon'])} |"
             )
     names = s["task_names"]

@@ -12,18 +12,20 @@ from softorder.nn.heads import (
     SharedEncoder,
     TaskHeads,
 )
+from softorder.nn.learned import Anneal, GatedOrdering, RoutedOrdering, pool_rows
+from softorder.nn.make import make_ordering
 from softorder.nn.module_bank import ModuleBank
 from softorder.nn.network import MultiTaskNet, conv_net, dense_net, shared_encoder_net
 from softorder.nn.orderings import (
     DEPTH_NORMS,
     ORDERINGS,
+    PAPER_ORDERINGS,
     Ordering,
     ParallelOrdering,
     PermutedOrdering,
     Rows,
     SingleTaskOrdering,
     SoftOrdering,
-    make_ordering,
     rms_normalise,
     soft_order_step,
 )
@@ -33,11 +35,14 @@ from softorder.nn.soft_order import SoftOrder
 __all__ = [
     "DEPTH_NORMS",
     "ORDERINGS",
+    "PAPER_ORDERINGS",
+    "Anneal",
     "ConvBank",
     "Decoders",
     "DenseBank",
     "DenseEncoders",
     "Encoders",
+    "GatedOrdering",
     "LayerBank",
     "ModuleBank",
     "MultiTaskNet",
@@ -45,6 +50,7 @@ __all__ = [
     "PadChannels",
     "ParallelOrdering",
     "PermutedOrdering",
+    "RoutedOrdering",
     "Rows",
     "SharedEncoder",
     "SingleTaskOrdering",
@@ -55,6 +61,7 @@ __all__ = [
     "conv_net",
     "dense_net",
     "make_ordering",
+    "pool_rows",
     "reference_forward",
     "reference_soft_order",
     "rms_normalise",

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from softorder.nn.banks import Init
+from softorder.nn.learned import Anneal
 from softorder.nn.network import BankFactory, MultiTaskNet, shared_encoder_net
 
 #: File name of torchvision's ``ResNet50_Weights.IMAGENET1K_V2`` (the V1 file is resnet50-0676ba61.pth).
@@ -156,6 +157,8 @@ def celeba_net(
     small_backbone: bool = False,
     pretrained_download: bool = False,
     bank: BankFactory | None = None,
+    gate_hidden: int = 0,
+    anneal: Anneal | None = None,
 ) -> MultiTaskNet:
     """The CelebA model (Sec. 4.4): a shared ResNet-50 trunk + ``Linear(2048 -> width)`` + ReLU as
     the single encoder, ``num_layers`` dense ReLU layers of ``width`` in ``ordering`` as the core,
@@ -192,4 +195,6 @@ def celeba_net(
         soft_norm=soft_norm,
         depth_norm=depth_norm,
         bank=bank,
+        gate_hidden=gate_hidden,
+        anneal=anneal,
     )

@@ -18,7 +18,9 @@ from torch import Tensor, nn
 
 from softorder.nn.banks import ConvBank, DenseBank, Init, LayerBank
 from softorder.nn.heads import Decoders, DenseEncoders, Encoders, PadChannels, SharedEncoder, TaskHeads
-from softorder.nn.orderings import Ordering, Rows, SoftOrdering, make_ordering
+from softorder.nn.learned import Anneal
+from softorder.nn.make import make_ordering
+from softorder.nn.orderings import Ordering, Rows, SoftOrdering
 
 Inputs = Tensor | Sequence[Tensor]
 #: Makes the shared layers: ``n`` -> a bank of ``n`` layers (the builders' ``bank`` argument).
@@ -177,6 +179,8 @@ def dense_core(
     orders_on_device: bool = False,
     bank: BankFactory | None = None,
     depth_norm: str = "none",
+    gate_hidden: int = 0,
+    anneal: Anneal | None = None,
 ) -> Ordering:
     """``num_layers`` shared dense ReLU layers of ``width`` in the given ordering (Sec. 3), or the
     layers ``bank`` makes (rows of ``width`` features in and out)."""
@@ -191,6 +195,9 @@ def dense_core(
         norm=soft_norm,
         orders_on_device=orders_on_device,
         depth_norm=depth_norm,
+        gate_hidden=gate_hidden,
+        gate_features=width,
+        anneal=anneal,
     )
 
 
@@ -213,6 +220,8 @@ def dense_net(
     check_finite: bool = False,
     orders_on_device: bool = False,
     bank: BankFactory | None = None,
+    gate_hidden: int = 0,
+    anneal: Anneal | None = None,
 ) -> MultiTaskNet:
     """A dense multitask net (Sec. 4.1, 4.2): per-task ``Linear(in_t -> width) + ReLU`` encoders
     (``encoder='learned'`` or ``'frozen'``), ``num_layers`` shared dense ReLU layers of ``width``
@@ -227,7 +236,8 @@ def dense_net(
     encoders = DenseEncoders(ins, width, frozen=encoder == "frozen")
     core = dense_core(
         ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm,
-        orders_on_device=orders_on_device, bank=bank, depth_norm=depth_norm,
+        orders_on_device=orders_on_device, bank=bank, depth_norm=depth_norm, gate_hidden=gate_hidden,
+        anneal=anneal,
     )
     return MultiTaskNet(encoders, core, Decoders(width, num_classes, flags), check_finite)
 
@@ -253,6 +263,8 @@ def conv_net(
     orders_on_device: bool = False,
     input_scale: float = 1.0,
     bank: BankFactory | None = None,
+    gate_hidden: int = 0,
+    anneal: Anneal | None = None,
 ) -> MultiTaskNet:
     """The Omniglot net (Sec. 4.3): identity encoder zero-padding channels up to ``channels``
     (the images times ``input_scale`` first), ``num_layers`` shared ``conv k×k -> max-pool 2 ->
@@ -278,6 +290,9 @@ def conv_net(
         channels_last=channels_last,
         orders_on_device=orders_on_device,
         depth_norm=depth_norm,
+        gate_hidden=gate_hidden,
+        gate_features=channels,
+        anneal=anneal,
     )
     out = core.bank.output_shape((channels, *image_shape[1:]), core.depth)
     features = int(torch.tensor(out).prod())
@@ -304,6 +319,8 @@ def shared_encoder_net(
     depth_norm: str = "none",
     orders_on_device: bool = False,
     bank: BankFactory | None = None,
+    gate_hidden: int = 0,
+    anneal: Anneal | None = None,
 ) -> MultiTaskNet:
     """One backbone shared by every task (it must output ``[batch, width]``), an ordered dense
     core (or what ``bank`` makes) and per-task decoders: the CelebA setting (Sec. 4.4).
@@ -317,6 +334,7 @@ def shared_encoder_net(
     flags = [binary] * num_tasks if isinstance(binary, bool) else list(binary)
     core = dense_core(
         ordering, num_tasks, width, num_layers, depth, dropout, init, seed, temperature, soft_norm,
-        orders_on_device=orders_on_device, bank=bank, depth_norm=depth_norm,
+        orders_on_device=orders_on_device, bank=bank, depth_norm=depth_norm, gate_hidden=gate_hidden,
+        anneal=anneal,
     )
     return MultiTaskNet(SharedEncoder(backbone), core, Decoders(width, num_classes, flags))

@@ -32,7 +32,7 @@ import abc
 import contextlib
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -41,7 +41,11 @@ from torch import Tensor, nn
 
 from softorder.nn.banks import LayerBank
 
-ORDERINGS = ("single", "parallel", "permuted", "soft")
+#: The four methods of the paper (what ``compare`` runs by default), and every ordering.
+PAPER_ORDERINGS = ("single", "parallel", "permuted", "soft")
+ORDERINGS = (*PAPER_ORDERINGS, "gated", "routed")
+#: The orderings that learn S (any number of depths; S has its own learning rate ``s_lr``).
+LEARNED = ("soft", "gated", "routed")
 SOFT_NORMS = ("none", "l2")
 #: What each depth k reads: ``none`` -- ``y^{k-1}`` as it is (the paper); ``rms`` -- ``y^{k-1}``
 #: divided by its root mean square over the features of each row (:func:`rms_normalise`).
@@ -190,6 +194,21 @@ class Ordering(nn.Module, abc.ABC):
             self._trace.append(y.detach())
         return y
 
+    def summary(self) -> dict[str, Any]:
+        """What a run's ``result.json`` records of the core beyond S (a router's choices)."""
+        return {}
+
+    @contextlib.contextmanager
+    def recording_summary(self) -> Iterator[dict[str, Any]]:
+        """Yields a dict that, when the block ends, holds :meth:`summary` and what the forwards
+        inside showed (a gated core: how its weights vary across the rows): run on the test split,
+        what ``result.json`` records of the core."""
+        seen: dict[str, Any] = {}
+        try:
+            yield seen
+        finally:
+            seen.update(self.summary())
+
     @property
     def num_layers(self) -> int:
         """Layers per task (the bank's layer count, except for ``single``)."""
@@ -260,7 +279,9 @@ class HardOrdering(Ordering):
 
 
 class ParallelOrdering(HardOrdering):
-    """Classic deep MTL: depth k applies layer k for every task (Eq. 2). ``orders_on_device`` is
+    """Classic deep MTL: depth k applies layer k for every task (Eq. 2). ``depth`` may be a
+    multiple of the layer count: the layers then run again in the same order (layer ``k mod L``),
+    the hard counterpart of soft ordering's recurrent depth (Sec. 6). ``orders_on_device`` is
     accepted for a uniform interface; parallel ordering never reads its orders."""
 
     name = "parallel"
@@ -269,8 +290,8 @@ class ParallelOrdering(HardOrdering):
         self, bank: LayerBank, num_tasks: int, depth: int | None = None, *,
         channels_last: bool = False, orders_on_device: bool = False, depth_norm: str = "none",
     ) -> None:
-        depth = _hard_depth(bank, depth, "parallel")
-        order = torch.arange(depth).repeat(num_tasks, 1)
+        depth = _hard_depth(bank, depth, "parallel", cycle=True)
+        order = (torch.arange(depth) % bank.num_layers).repeat(num_tasks, 1)
         super().__init__(bank, num_tasks, depth, order, channels_last=channels_last,
                          orders_on_device=orders_on_device, depth_norm=depth_norm)
 
@@ -280,7 +301,7 @@ class ParallelOrdering(HardOrdering):
 
     def forward(self, y: Tensor, rows: Rows) -> Tensor:
         for k in range(self.depth):
-            y = self._depth_done(self.bank.layer(k, self.depth_input(y)))
+            y = self._depth_done(self.bank.layer(k % self.bank.num_layers, self.depth_input(y)))
         return y
 
 
@@ -365,16 +386,28 @@ class SoftOrdering(Ordering):
     def forward_ids(self, y: Tensor, task_ids: Tensor) -> Tensor:
         """``y^K`` of rows in any task order: row i belongs to task ``task_ids[i]`` (a long tensor
         ``[N]`` on ``y``'s device). What :meth:`forward` and :class:`~softorder.nn.SoftOrder` run."""
-        w = self.weights()[task_ids]  # [N, K, L]: each row gets its task's S
+        w = self.row_weights(task_ids)  # [N, K, L]: each row gets its task's S
         chunk = self._row_chunk(y)
         for k in range(self.depth):
             y = self.depth_input(y)
+            wk = self.depth_weights(k, y, task_ids, w)  # [N, L]
             if chunk is None:
-                y = self._depth_done(soft_order_step(self.bank(y), w[:, k]))
+                y = self._depth_done(soft_order_step(self.bank(y), wk))
             else:  # the same per row, in blocks of rows whose [rows, L, F] products stay in cache
-                parts = zip(y.split(chunk), w[:, k].split(chunk))
+                parts = zip(y.split(chunk), wk.split(chunk))
                 y = self._depth_done(torch.cat([soft_order_step(self.bank(yc), wc) for yc, wc in parts]))
         return y
+
+    def row_weights(self, task_ids: Tensor) -> Tensor:
+        """The mixing weights of each row at every depth, ``[N, K, L]``: its task's :meth:`weights`.
+        (A learned routing overrides it: :class:`~softorder.nn.RoutedOrdering`.)"""
+        return self.weights()[task_ids]
+
+    def depth_weights(self, k: int, y: Tensor, task_ids: Tensor, w: Tensor) -> Tensor:
+        """The mixing weights ``[N, L]`` of depth ``k`` whose input is ``y``: ``w[:, k]`` of
+        :meth:`row_weights`. (An input-gated ordering computes them from ``y``:
+        :class:`~softorder.nn.GatedOrdering`.)"""
+        return w[:, k]
 
     def _row_chunk(self, y: Tensor) -> int | None:
         """Rows per block on the CPU for flat rows ``[N, F]`` when there are many of them (None: all
@@ -393,44 +426,17 @@ class SoftOrdering(Ordering):
         )
 
 
-def _hard_depth(bank: LayerBank, depth: int | None, name: str) -> int:
-    if depth is not None and depth != bank.num_layers:
+def _hard_depth(bank: LayerBank, depth: int | None, name: str, cycle: bool = False) -> int:
+    L = bank.num_layers
+    if depth is None or depth == L or (cycle and depth % L == 0):
+        return L if depth is None else depth
+    if cycle:
         raise ValueError(
-            f"{name} ordering applies each of the {bank.num_layers} layers exactly once, so depth "
-            f"must equal the number of layers; got depth={depth}. Only 'soft' ordering may use "
-            f"more or fewer depths than layers"
+            f"{name} ordering applies the {L} layers in order, cycled: depth must be a multiple of "
+            f"the number of layers ({L}); got depth={depth}"
         )
-    return bank.num_layers
-
-
-def make_ordering(
-    name: str,
-    bank_factory: Callable[[int], LayerBank],
-    num_tasks: int,
-    num_layers: int,
-    depth: int | None = None,
-    seed: int = 0,
-    temperature: float = 1.0,
-    norm: str = "none",
-    *,
-    channels_last: bool = False,
-    orders_on_device: bool = False,
-    depth_norm: str = "none",
-) -> Ordering:
-    """Build one of the orderings of Sec. 3 by name; ``bank_factory(n)`` must return a bank of
-    ``n`` layers. ``orders_on_device`` applies to the hard orderings (soft ordering reads nothing
-    from the host: it is vmap-safe as it is); ``depth_norm`` to every ordering."""
-    if name == "soft":
-        return SoftOrdering(
-            bank_factory(num_layers), num_tasks, depth, temperature, norm, channels_last=channels_last,
-            depth_norm=depth_norm,
-        )
-    options: dict[str, Any] = {"channels_last": channels_last, "orders_on_device": orders_on_device,
-                               "depth_norm": depth_norm}
-    if name == "parallel":
-        return ParallelOrdering(bank_factory(num_layers), num_tasks, depth, **options)
-    if name == "permuted":
-        return PermutedOrdering(bank_factory(num_layers), num_tasks, depth, seed=seed, **options)
-    if name == "single":
-        return SingleTaskOrdering(bank_factory(num_tasks * num_layers), num_tasks, depth, **options)
-    raise ValueError(f"unknown ordering {name!r}; choose one of {', '.join(ORDERINGS)}")
+    raise ValueError(
+        f"{name} ordering applies each of the {L} layers exactly once, so depth must equal the "
+        f"number of layers; got depth={depth}. Only the learned orderings (soft, gated, routed) may "
+        f"use more or fewer depths than layers, and parallel ordering a multiple"
+    )

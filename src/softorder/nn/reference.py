@@ -14,16 +14,21 @@ from typing import cast
 import torch
 from torch import Tensor
 
-from softorder.nn.banks import ConvBank
+from softorder.nn.banks import ConvBank, LayerBank
 from softorder.nn.heads import pad_channels
+from softorder.nn.learned import GatedOrdering, RoutedOrdering
 from softorder.nn.network import Inputs, MultiTaskNet
 from softorder.nn.orderings import RMS_EPS, HardOrdering, SoftOrdering
 from softorder.nn.soft_order import SoftOrder
 
 
-def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None = None) -> list[Tensor]:
+def reference_forward(
+    net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None = None, routes: Tensor | None = None
+) -> list[Tensor]:
     """Task by task: ``y^0 = E_t(x_t)``; at each depth k
-    ``y^k = Σ_j softmax(S[t, k])_j · F_j(y^{k-1})`` (soft, Eq. 7) or ``y^k = F_{order[t, k]}(y^{k-1})``
+    ``y^k = Σ_j softmax(S[t, k])_j · F_j(y^{k-1})`` (soft, Eq. 7), the same with each row's own gated
+    weights (gated), ``F_{argmax S[t, k]}`` (routed, evaluation) or ``Σ_j routes[t, k, j] · F_j``
+    (routed, training: the one-hot routes ``core.sample()`` drew), or ``y^k = F_{order[t, k]}(y^{k-1})``
     (parallel Eq. 2, permuted Eq. 3, single-task); finally ``D_t(y^K)``. With ``depth_norm="rms"``
     each depth first scales each row of ``y^{k-1}`` to unit RMS."""
     tasks = net.check_tasks(tasks)
@@ -36,9 +41,16 @@ def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None 
             y = pad_channels(y, bank.channels)
         for k in range(core.depth):
             y = _unit_rms(y) if core.depth_norm == "rms" else y
-            if isinstance(core, SoftOrdering):
-                s = core.weights()[t, k]
-                y = cast(Tensor, sum(s[j] * bank.layer(j, y) for j in range(bank.num_layers)))
+            if isinstance(core, GatedOrdering):
+                y = torch.cat([_mix(bank, _gate_weights(core, t, k, row), row) for row in y.split(1)])
+            elif isinstance(core, RoutedOrdering) and not core.training:
+                y = bank.layer(int(core.S[t, k].argmax()), y)
+            elif isinstance(core, RoutedOrdering):
+                if routes is None:
+                    raise ValueError("a routed core in training mode needs the routes its forward drew")
+                y = _mix(bank, routes[t, k], y)
+            elif isinstance(core, SoftOrdering):
+                y = _mix(bank, core.weights()[t, k], y)
             else:
                 assert isinstance(core, HardOrdering)
                 y = bank.layer(core.layer_at(t, k), y)
@@ -46,20 +58,49 @@ def reference_forward(net: MultiTaskNet, x: Inputs, tasks: Sequence[int] | None 
     return outputs
 
 
-def reference_soft_order(layer: SoftOrder, x: Tensor, task: int | Tensor) -> Tensor:
+def _mix(bank: LayerBank, s: Tensor, y: Tensor) -> Tensor:
+    """Eq. 7: ``Σ_j s_j · F_j(y)``."""
+    return cast(Tensor, sum(s[j] * bank.layer(j, y) for j in range(bank.num_layers)))
+
+
+def _gate_weights(core: GatedOrdering, t: int, k: int, row: Tensor) -> Tensor:
+    """One row's mixture at depth k (soft gating): ``softmax((S[t, k] + G_{t,k}(pool(row))) / τ)``,
+    the gate written out: the row's features (averaged over positions), zero-padded to the gate's
+    width, through the task's hidden ReLU layer (if any) and output map."""
+    p = row.flatten(2).mean(2) if row.dim() == 4 else row.mean(1) if row.dim() == 3 else row
+    p = torch.cat([p[0], p.new_zeros(core.gate_features - p.shape[1])])
+    if core.gate_hidden:
+        p = torch.relu(p @ core.gate_in[t, k] + core.gate_in_bias[t, k])
+    s = torch.softmax((core.S[t, k] + p @ core.gate_out[t, k]) / core.temperature, dim=0)
+    return s / s.norm() if core.norm == "l2" else s
+
+
+def reference_soft_order(
+    layer: SoftOrder, x: Tensor, task: int | Tensor, routes: Tensor | None = None
+) -> Tensor:
     """Row by row: ``y^0 = x_i``; at each depth k ``y^k = Σ_j softmax(S[t_i, k])_j · F_j(y^{k-1})``
     (Eq. 7) with ``t_i`` row i's task and ``F_j`` block j of the layer's bank (``y^{k-1}`` scaled to
-    unit RMS first with ``depth_norm="rms"``); returns ``y^K``."""
-    bank, weights = layer.bank, layer.weights()
+    unit RMS first with ``depth_norm="rms"``), with the row's gated weights (gated) or its task's
+    route (routed: ``routes`` in training, as in :func:`reference_forward`); returns ``y^K``."""
+    bank, core = layer.bank, layer.core
+    routed = isinstance(core, RoutedOrdering)
+    if routed and core.training and routes is None:
+        raise ValueError("a routed layer in training mode needs the routes its forward drew")
+    weights = routes if routed and core.training else layer.weights()
     rows = []
     for i, t in enumerate(layer.task_ids(task, x).tolist()):
         y = x[i : i + 1]
         if isinstance(bank, ConvBank):  # an image of fewer channels stands for its zero-padding
             y = pad_channels(y, bank.channels)
         for k in range(layer.depth):
-            y = _unit_rms(y) if layer.core.depth_norm == "rms" else y
-            s = weights[t, k]
-            y = cast(Tensor, sum(s[j] * bank.layer(j, y) for j in range(bank.num_layers)))
+            y = _unit_rms(y) if core.depth_norm == "rms" else y
+            if isinstance(core, GatedOrdering):
+                y = _mix(bank, _gate_weights(core, t, k, y), y)
+            elif routed and not core.training:
+                y = bank.layer(int(core.S[t, k].argmax()), y)
+            else:
+                assert weights is not None
+                y = _mix(bank, weights[t, k], y)
         rows.append(y)
     return torch.cat(rows)
 

@@ -20,8 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from softorder.nn.banks import LayerBank
+from softorder.nn.learned import Anneal
+from softorder.nn.make import make_ordering
 from softorder.nn.module_bank import ModuleBank
-from softorder.nn.orderings import SoftOrdering
+from softorder.nn.orderings import LEARNED, SoftOrdering
 
 
 class SoftOrder(nn.Module):
@@ -34,15 +36,28 @@ class SoftOrder(nn.Module):
     learned with the blocks. ``norm="l2"`` divides the mixing weights by their L2 norm and
     ``temperature`` divides S before the softmax (:class:`~softorder.nn.SoftOrdering`);
     ``depth_norm="rms"`` gives every depth's input unit RMS per row (:func:`~softorder.nn.rms_normalise`).
+
+    ``ordering="gated"`` gives each input its own mixture from a per-task gate on its features
+    (``gate_features``: the width of a pooled row, e.g. d_model; ``gate_hidden``), ``"routed"``
+    learns one block per task and depth with a Gumbel-softmax (``anneal``): see
+    :mod:`softorder.nn.learned`.
     """
 
     def __init__(
         self, blocks: Sequence[nn.Module] | LayerBank, num_tasks: int, depth: int | None = None,
-        norm: str = "none", *, temperature: float = 1.0, depth_norm: str = "none",
+        norm: str = "none", *, temperature: float = 1.0, depth_norm: str = "none", ordering: str = "soft",
+        gate_hidden: int = 0, gate_features: int | None = None, anneal: Anneal | None = None,
     ) -> None:
         super().__init__()
+        if ordering not in LEARNED:
+            raise ValueError(f"SoftOrder: ordering must be one of {', '.join(LEARNED)} (the orderings that "
+                             f"learn S), got {ordering!r}; hard orderings need no drop-in layer")
         bank = blocks if isinstance(blocks, LayerBank) else ModuleBank(blocks)
-        self.core = SoftOrdering(bank, num_tasks, depth, temperature, norm, depth_norm=depth_norm)
+        core = make_ordering(ordering, lambda n: bank, num_tasks, bank.num_layers, depth,
+                             temperature=temperature, norm=norm, depth_norm=depth_norm,
+                             gate_hidden=gate_hidden, gate_features=gate_features, anneal=anneal)
+        assert isinstance(core, SoftOrdering)
+        self.core = core
 
     @property
     def S(self) -> nn.Parameter:

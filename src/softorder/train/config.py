@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from softorder.nn.blocks import CORES
-from softorder.nn.orderings import DEPTH_NORMS, ORDERINGS, SOFT_NORMS
+from softorder.nn.orderings import DEPTH_NORMS, LEARNED, ORDERINGS, SOFT_NORMS
 from softorder.train.yaml12 import read_yaml
 
 #: Keys ``softorder train --resume RUN --set key=value`` may change: they are applied to the
@@ -107,12 +107,18 @@ class ModelConfig(Section):
     depth_norm: str = key("none", "str", choices=DEPTH_NORMS)  # rms: each depth reads unit-RMS rows
     tokens: int = key(4, "int", ge=1)  # transformer core: each row viewed as tokens of width / tokens
     heads: int = key(2, "int", ge=1)  # transformer core: attention heads
+    gate_hidden: int = key(0, "int", ge=0)  # gated ordering: hidden units of each gate (0: linear)
+    route_tau_start: float = key(2.0, "float", gt=0)  # routed ordering: Gumbel-softmax temperature at step 0
+    route_tau_end: float = key(0.1, "float", gt=0)  # ... falling geometrically to this
+    route_anneal: float = key(0.5, "float", gt=0, le=1)  # ... reached at this fraction of the steps
 
     def check(self) -> None:
-        if self.depth is not None and self.depth != self.num_layers and self.ordering != "soft":
+        depth, layers = self.depth, self.num_layers
+        cycled = self.ordering == "parallel" and depth is not None and depth % layers == 0
+        if depth is not None and depth != layers and self.ordering not in LEARNED and not cycled:
             raise ValueError(
-                f"depth ({self.depth}) may differ from num_layers ({self.num_layers}) only for soft "
-                f"ordering, not {self.ordering}"
+                f"depth ({depth}) may differ from num_layers ({layers}) only for the learned orderings "
+                f"({', '.join(LEARNED)}) and, as a multiple of num_layers, parallel; not {self.ordering}"
             )
         tokens, heads = self.tokens, self.heads
         if self.core == "transformer" and (self.width % tokens or (self.width // tokens) % heads):
@@ -127,12 +133,18 @@ def unused_keys(flat: dict[str, Any]) -> list[str]:
     core's ``tokens`` and ``heads`` on any other core, a dense core's ``width`` and ``encoder`` on a
     conv core, S's settings on a hard ordering. They are kept in the file (the config is checked
     and compared as a whole); a report leaves them out."""
-    core, soft = flat.get("core", "dense"), flat.get("ordering") == "soft"
+    core, ordering = flat.get("core", "dense"), flat.get("ordering")
     unused = [] if core == "transformer" else ["tokens", "heads"]
     if core in ("conv", "resconv"):
         unused += ["width", "encoder"]
-    if not soft:
-        unused += ["depth", "temperature", "soft_norm", "s_lr"]
+    if ordering not in LEARNED:
+        unused += ["temperature", "soft_norm", "s_lr"] + ([] if ordering == "parallel" else ["depth"])
+    elif ordering == "routed":
+        unused += ["temperature", "soft_norm"]
+    if ordering != "gated":
+        unused.append("gate_hidden")
+    if ordering != "routed":
+        unused += ["route_tau_start", "route_tau_end", "route_anneal"]
     return [k for k in unused if k in flat]
 
 

@@ -280,13 +280,16 @@ class Trainer:
             raise RuntimeError(f"{self.outs[r]}: no evaluation gave a finite validation score, so there are "
                                "no best weights")
         net = learner.net(r, best.state)
-        test, val = learner.scores(r, net, "test"), learner.scores(r, net, "val")
+        with net.core.recording_summary() as core_summary:  # a gated core's spread over test inputs
+            test = learner.scores(r, net, "test")
+        val = learner.scores(r, net, "val")
         run = RunDir(self.outs[r])
         save_checkpoint(run.best, best.state)
         names = learner.names(r)
         record = RunResult(c.benchmark, c.model.ordering, c.seed, names, best.step, self.step, test, val,
                            elapsed, learner.result_extras(r, test))
         monitor = self.monitors[r]
+        record.extras.update(core_summary)
         if monitor is not None:
             record.extras["health"] = monitor.result()
         result = record.to_dict()
