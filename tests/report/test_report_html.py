@@ -125,16 +125,39 @@ def test_the_config_leaves_out_keys_the_net_does_not_read(tmp_path: Path,
                                                           fake_run: Callable[..., Path]) -> None:
     """An image run's conv core reads neither ``width`` nor the transformer's ``tokens``/``heads``;
     a hard ordering reads none of S's settings (issue 23, item 17)."""
+    import softorder.benchmarks  # noqa: F401  (registers the benchmarks' config sections)
     from softorder.train.config import Config, unused_keys
 
     image = Config(benchmark="imagefolder", ordering="parallel").to_dict()
-    assert set(unused_keys(image)) == {"tokens", "heads", "width", "encoder", "depth", "temperature",
-                                       "soft_norm", "s_lr"}
+    assert set(unused_keys(image)) == {"tokens", "heads", "width", "encoder", "temperature", "soft_norm",
+                                       "s_lr", "gate_hidden", "route_tau_start", "route_tau_end",
+                                       "route_anneal"}
+    routed = Config(benchmark="uci", ordering="routed").to_dict()
+    assert set(unused_keys(routed)) == {"tokens", "heads", "temperature", "soft_norm", "gate_hidden"}
     transformer = Config(benchmark="uci", core="transformer", width=8, tokens=2, heads=2).to_dict()
-    assert unused_keys(transformer) == []
+    assert unused_keys(transformer) == ["gate_hidden", "route_tau_start", "route_tau_end", "route_anneal"]
     run = fake_run(tmp_path / "img", soft=False)
     (run / "config.yaml").write_text(yaml.safe_dump(image))
     text = write_report(run).read_text()
     config = text.split("<h2>Config")[1]
     assert "channels: " in config and "tokens:" not in config and "width:" not in config
     assert "# not read by this net, left out: tokens, heads, width, encoder" in config
+
+
+def test_gated_and_routed_runs_show_the_gate_spread_and_the_routes(tmp_path: Path,
+                                                                   fake_run: Callable[..., Path]) -> None:
+    gated = fake_run(tmp_path / "gated")
+    res = json.loads((gated / "result.json").read_text())
+    mean = [[[0.25] * 4 for _ in range(4)] for _ in range(3)]
+    std = [[[0.1 * (t + k) / 6 for _ in range(4)] for k in range(4)] for t in range(3)]
+    res.update(gate_weights_mean=mean, gate_weights_std=std, gate_rows=[10, 10, 10])
+    (gated / "result.json").write_text(json.dumps(res))
+    index = write_report(gated)
+    assert "gate_spread.png" in _imgs_exist(index)
+    routed = fake_run(tmp_path / "routed")
+    res = json.loads((routed / "result.json").read_text())
+    res.update(route_choice=[[0, 1, 2, 3], [3, 2, 1, 0], [1, 1, 1, 1]], route_settled_step=[40, 250, 0])
+    (routed / "result.json").write_text(json.dumps(res))
+    text = write_report(routed).read_text()
+    assert 'class="routes"' in text and "F4 → F3 → F2 → F1" in text and ">250<" in text
+    assert "gate_spread" not in text

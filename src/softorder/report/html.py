@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from softorder.report import health as health_plots
-from softorder.report import plots
+from softorder.report import learned, plots
 from softorder.report.transfer import TRANSFER_NOTE, transfer_tables
 from softorder.stats import fmt_p, fmt_pm
 from softorder.train.config import unused_keys
@@ -198,6 +198,7 @@ def _run_report(run: Path, page: _Page) -> Any:
         label = plots.mixing_label(run)
         page.plot("s_heatmaps.png", f"{label} per task at the best step; red: the strongest path",
                   lambda out: plots.plot_s_heatmaps(run, out))
+        _learned(run, page, "")
         page.plot("s_trajectories.png", f"{label} of the first two tasks over training",
                   lambda out: plots.plot_s_trajectories(run, out))
     cfg_path = RunDir(run).config
@@ -254,7 +255,19 @@ def _compare_report(cdir: Path, page: _Page) -> Any:
                       functools.partial(plots.plot_s_heatmaps, run))
             page.plot(f"s_trajectories_{method}.png", f"{label} of the first two tasks ({method})",
                       functools.partial(plots.plot_s_trajectories, run))
+            _learned(run, page, f"_{method}")
     return results.get("config")
+
+
+def _learned(run: Path, page: _Page, suffix: str) -> None:
+    """Next to S: how a gated run's mixture varies across test inputs, or where a router settled."""
+    if learned.has_gate_spread(run):
+        page.plot(f"gate_spread{suffix}.png", "gated ordering: std over test inputs of each task's "
+                  "mixing weights (numbers: their mean)", functools.partial(learned.plot_gate_spread, run))
+    routes = learned.route_rows(plots.load_result(run)) if RunDir(run).result.is_file() else []
+    if routes:
+        header = ["task", "route (layer at depth 1..K)", "choice unchanged since step"]
+        page.add(table(header, routes, "routes"))
 
 
 def _method_settings(results: dict[str, Any], methods: list[str], page: _Page) -> None:

@@ -122,8 +122,12 @@ def mixing_label(run_dir: PathLike) -> str:
     its L2 norm (each row then sums to more than 1)."""
     cfg = RunDir(run_dir).config
     data = read_mapping(cfg) if cfg.is_file() else {}
+    if data.get("ordering") == "routed":
+        return "routing probabilities (softmax(S/τ), τ annealed)"
     tau = data.get("temperature", 1.0)
     text = "softmax(S)" if tau in (None, 1, 1.0) else f"softmax(S/{tau:g})"
+    if data.get("ordering") == "gated":
+        text += ", the gate's input-independent part"
     return f"mixing weights ({text}/‖·‖₂)" if data.get("soft_norm") == "l2" else f"mixing weights ({text})"
 
 
