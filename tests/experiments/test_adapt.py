@@ -39,7 +39,7 @@ def test_modes_freeze_bank_and_learn(source_run: Path, tmp_path: Path) -> None:
         assert 0.0 <= r["mean_test_error"] <= 1.0
     assert json.loads((tmp_path / "adapt" / "adapt_results.json").read_text()) == s
     src = _bank(source_run / "best.pt")
-    for mode in ("soft", "parallel"):  # frozen: bit-identical to the source run's layers
+    for mode in ("soft", "parallel", "gated", "routed"):  # frozen: bit-identical to the source run's layers
         for f in ("best.pt", "checkpoint.pt"):
             state = torch.load(tmp_path / "adapt" / mode / f, map_location="cpu", weights_only=True)
             adapted = _bank(tmp_path / "adapt" / mode / f) if f == "best.pt" else {
@@ -52,7 +52,9 @@ def test_modes_freeze_bank_and_learn(source_run: Path, tmp_path: Path) -> None:
     scratch = _bank(tmp_path / "adapt" / "scratch" / "best.pt")
     assert any(not torch.equal(scratch[k], src[k]) for k in src)  # trained from scratch
     frozen = {r["mode"]: r["frozen_parameters"] for r in s["results"]}
-    assert frozen["scratch"] == 0 < frozen["soft"] == frozen["parallel"]
+    assert frozen["scratch"] == 0 < frozen["soft"] == frozen["parallel"] == frozen["gated"] == frozen["routed"]  # noqa: E501
+    gated = torch.load(tmp_path / "adapt" / "gated" / "checkpoint.pt", weights_only=True)["model"]
+    assert gated["core.gate_out"].abs().sum() > 0  # the new tasks' gates learned from zero
 
 
 def test_subsample_shots_keeps_k_per_class() -> None:

@@ -36,7 +36,11 @@ from softorder.nn.network import MultiTaskNet
 from softorder.train.config import Config
 from softorder.train.rundir import RunDir
 
-MODES = ("soft", "parallel", "scratch")
+#: How new tasks use a run's frozen layers: they learn their own S (soft), gates (gated) or routes
+#: (routed) over them, take them in parallel order, or train their own network (scratch).
+MODES = ("soft", "parallel", "scratch", "gated", "routed")
+#: What ``softorder adapt`` runs unless told (``--modes``): the three of Sec. 6.
+DEFAULT_MODES = ("soft", "parallel", "scratch")
 BANK_PREFIX = "core.bank."
 
 
@@ -96,8 +100,8 @@ def adapt_config(source: Config, mode: str, num_tasks: int, overrides: dict[str,
     if fixed:
         raise ValueError(f"--set {', '.join(fixed)}: the mode and --new-tasks decide it; leave it out")
     changes: dict[str, Any] = {"tasks": num_tasks}
-    if mode == "soft":
-        changes["ordering"] = "soft"
+    if mode in ("soft", "gated", "routed"):  # the new tasks learn how to use the frozen layers
+        changes["ordering"] = mode
     elif mode == "parallel":
         changes.update(ordering="parallel", depth=None)
     else:  # no sharing between the new tasks: each one trains its own network from scratch

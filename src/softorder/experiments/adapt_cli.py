@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from softorder import benchmarks
-from softorder.experiments.adapt import MODES, adapt_shots
+from softorder.experiments.adapt import DEFAULT_MODES, MODES, adapt_shots
 from softorder.experiments.analysis_cli import format_table
 from softorder.train.config_files import parse_overrides
 
@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shots", type=parse_shots, default=[None], metavar="K[,K...]",
                    help="training drawings kept per class: a number, 'all' (default) or a comma list "
                         "(e.g. 1,5,all: one adaptation per value, in OUT/shots-K)")
-    p.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
+    p.add_argument("--modes", default=",".join(DEFAULT_MODES),
+                   help=f"comma list of {', '.join(MODES)} (default {','.join(DEFAULT_MODES)})")
     p.add_argument("--out", help="output folder (default RUN_DIR/adapt)")
     p.add_argument("--data-dir", help="data directory (default: the run's, else ~/.cache/softorder)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
