@@ -40,6 +40,19 @@ def test_bench_prints_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
     assert r["fused_tflops"] == pytest.approx(r["step_gflop"] / r["fused_ms"])
 
 
+def test_bench_times_the_learned_orderings_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--workloads", "dense-T10", "--min-time", "0", "--skip-loop", "--json"]
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["gated_ms"] is None and r["routed_ms"] is None
+    assert main([*argv, "--learned"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["gated_ms"] > 0 and r["routed_ms"] > 0
+    assert main(["bench", "--workloads", "dense-T10", "--min-time", "0", "--skip-loop", "--learned"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert header.split()[-4:] == ["gated", "ms", "routed", "ms"] and row.split()[-1] != "-"
+
+
 def test_bench_table_and_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--workloads", "dense-T10", "--min-time", "0", "--skip-loop"]) == 0
     out = capsys.readouterr().out.splitlines()

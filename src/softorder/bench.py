@@ -296,8 +296,10 @@ def run(
     min_time: float,
     skip_loop: bool,
     channels_last: bool = False,
+    learned: bool = False,
 ) -> dict[str, Any]:
-    """Time the fused, parallel and (unless ``skip_loop``) loop steps of ``w``: one result record."""
+    """Time the fused, parallel and (unless ``skip_loop``) loop steps of ``w``: one result record;
+    ``learned``: also the fused steps of the gated and routed orderings (the paper's banks)."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     torch.manual_seed(0)
@@ -316,6 +318,11 @@ def run(
             continue
         net, xs, ys = build(w, ordering, device, channels_last)
         res[f"{label}_ms"] = timeit(step_fn(net, xs, ys, loop, dtype), device, min_time, warmup=2)
+    for ordering in ("gated", "routed"):  # training steps: a routed core runs every layer then too
+        res[f"{ordering}_ms"] = None
+        if learned and not steps:
+            net, xs, ys = build(w, ordering, device, channels_last)
+            res[f"{ordering}_ms"] = timeit(step_fn(net, xs, ys, False, dtype), device, min_time, warmup=2)
     res["graphed_ms"] = None  # the fused step replayed as a CUDA graph (the paper's banks, on CUDA)
     if device.type == "cuda" and not steps:
         net, xs, ys = build(w, "soft", device, channels_last)
@@ -346,7 +353,7 @@ def device_name(device: torch.device) -> str:
 HEADER = (
     f"{'workload':<15} {'device':<24} {'dtype':<5} {'loop ms':>9} {'fused ms':>9} {'parallel ms':>11} "
     f"{'loop/fused':>10} {'fused/par':>9} {'samples/s':>15} {'TFLOP/s':>8} {'peer ms':>9} {'peer/fused':>10}"
-    f" {'graphed ms':>10}"
+    f" {'graphed ms':>10} {'gated ms':>9} {'routed ms':>9}"
 )
 
 
@@ -357,11 +364,12 @@ def format_row(r: dict[str, Any]) -> str:
     unit = "img/s" if r.get("sample") == "image" else "rows/s"
     peer = f"{r['peer_ms']:9.2f} {r['peer_over_fused']:9.1f}x" if r.get("peer_ms") else f"{'-':>9} {'-':>10}"
     graphed = f"{r['graphed_ms']:10.3f}" if r.get("graphed_ms") else f"{'-':>10}"
+    learned = " ".join(f"{r[k]:9.2f}" if r.get(k) else f"{'-':>9}" for k in ("gated_ms", "routed_ms"))
     return (
         f"{r['workload']:<15} {r['device'][:24]:<24} {r['dtype']:<5} {loop} "
         f"{r['fused_ms']:9.2f} {r['parallel_ms']:11.2f} {ratio} "
         f"{r['fused_over_parallel']:9.2f} {r['samples_per_s']:8.0f} {unit:<6} {r['fused_tflops']:8.3f} "
-        f"{peer} {graphed}"
+        f"{peer} {graphed} {learned}"
     )
 
 
@@ -373,6 +381,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-time", type=float, default=2.0, help="seconds of timing per variant")
     p.add_argument("--skip-loop", action="store_true", help="do not time the reference loop")
     p.add_argument("--channels-last", action="store_true", help="conv workloads: NHWC activations")
+    p.add_argument("--learned", action="store_true",
+                   help="also time the training steps of the gated and routed orderings")
     p.add_argument("--json", action="store_true", help="print one JSON object per workload")
 
 
@@ -396,7 +406,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.json:
         print(HEADER, flush=True)
     for name in names:
-        r = run(WORKLOADS[name], device, args.dtype, args.min_time, args.skip_loop, args.channels_last)
+        r = run(WORKLOADS[name], device, args.dtype, args.min_time, args.skip_loop, args.channels_last,
+                args.learned)
         print(json.dumps(r) if args.json else format_row(r), flush=True)
     return 0
 
