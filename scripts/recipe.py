@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from softorder.benchmarks import benchmark_config, get
 from softorder.experiments.compare import compare
@@ -106,13 +107,19 @@ def main() -> None:
     # A config for `softorder compare --config`: the shipped YAML with the chosen per-ordering settings.
     base = read_mapping(get(args.benchmark).config_path)
     settings = {r["setting"]: r["overrides"] for r in rows}
-    base["orderings"] = {
-        o: {**(base.get("orderings") or {}).get(o, {}), **settings[c]} for o, c in chosen.items()
-    }
+    base["orderings"] = chosen_orderings(base.get("orderings") or {}, settings, chosen)
     for key in parse_overrides(args.overrides):  # budget overrides (e.g. steps) apply to the comparison
         base[key] = flat[key]  # as the config reads it: numbers parsed, paths literal
     Path(args.out, "chosen.yaml").write_text(dump_yaml(base))
     print(f"\nchosen by {args.select}: {chosen}; config written to {Path(args.out, 'chosen.yaml')}")
+
+
+def chosen_orderings(
+    shipped: dict[str, dict[str, Any]], settings: dict[str, dict[str, Any]], chosen: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """The per-ordering section of ``chosen.yaml``: each tuned method's shipped settings with its
+    chosen grid item on top; the methods not tuned here keep their shipped settings."""
+    return {**shipped, **{o: {**shipped.get(o, {}), **settings[c]} for o, c in chosen.items()}}
 
 
 if __name__ == "__main__":

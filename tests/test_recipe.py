@@ -33,3 +33,17 @@ def test_recipe_tunes_each_method_and_skips_settings_that_change_nothing(tmp_pat
     assert run["lr"] == 0.003  # the grid item wins over --set
     chosen = yaml.safe_load((out / "chosen.yaml").read_text())
     assert chosen["steps"] == 10 and set(chosen["orderings"]) == {"parallel", "soft"}
+
+
+def test_methods_not_tuned_keep_their_shipped_settings() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recipe", ROOT / "scripts" / "recipe.py")
+    assert spec and spec.loader
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    shipped = {"soft": {"dropout": 0.0, "depth_norm": "rms"}, "parallel": {"dropout": 0.2}}
+    settings = {"base": {}, "wide": {"gate_hidden": 16}}
+    got = recipe.chosen_orderings(shipped, settings, {"gated": "wide", "parallel": "base"})
+    assert got == {"soft": {"dropout": 0.0, "depth_norm": "rms"}, "parallel": {"dropout": 0.2},
+                   "gated": {"gate_hidden": 16}}
