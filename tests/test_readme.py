@@ -28,6 +28,14 @@ def test_readme_soft_order_example_runs() -> None:
     assert len(block.strip().splitlines()) <= 16
 
 
+def test_readme_gated_and_routed_example_runs() -> None:
+    block = next(b for b in _python_blocks(README) if 'ordering="gated"' in b)
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    assert namespace["gated"](namespace["x"], namespace["task"]).shape == (8, 16)
+    assert namespace["routed"].core.S.shape == (2, 3, 3)
+
+
 def test_the_model_guide_examples_run() -> None:
     """docs/your-model.md's python blocks run as written."""
     blocks = _python_blocks(GUIDE)
