@@ -20,7 +20,7 @@ from softorder.nn.blocks import ResidualConv, ResidualMLP, TransformerBlock, seq
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-ORDERINGS = ["single", "parallel", "permuted", "soft"]
+ORDERINGS = ["single", "parallel", "permuted", "soft", "gated", "routed"]
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 T = 3
 
