@@ -187,3 +187,19 @@ def test_ddp_with_nccl_on_one_process_follows_the_plain_run(tmp_path: Path) -> N
     assert p.returncode == 0, p.stdout + p.stderr
     train(load_config(cfg_file), tmp_path / "plain", quiet=True)
     _assert_close_runs(tmp_path / "ddp", tmp_path / "plain")
+
+
+def test_a_routed_core_trains_on_two_processes(tmp_path: Path) -> None:
+    """A router mutates its buffers in the forward (step count, choices) and draws Gumbel noise:
+    under DDP each rank draws its own routes (as its own dropout masks) and rank 0's buffers are
+    the run's."""
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(CONFIG)
+    _torchrun(str(cfg_file), "--out", str(tmp_path / "ddp"), "--set", "ordering=routed", "--set", "steps=20",
+              "--set", "eval_every=10", "--set", "checkpoint_every=10")
+    result = json.loads((tmp_path / "ddp" / "result.json").read_text())
+    assert len(result["route_choice"]) == len(result["task_names"])
+    state = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)["model"]
+    assert int(state["core.route_step"]) == 20  # one count per step, not per rank
