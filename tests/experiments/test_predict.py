@@ -212,3 +212,21 @@ def test_runs_that_cannot_predict(tmp_path: Path, tabular_run: Path,
         capsys, ["predict", str(unfinished), "x.csv"])
     (unfinished / "best.pt").write_bytes(b"not a checkpoint")
     assert "best.pt does not fit the run's network" in _err(capsys, ["predict", str(unfinished), "x.csv"])
+
+
+@pytest.mark.parametrize("ordering", ["gated", "routed"])
+def test_gated_and_routed_runs_predict_as_they_scored(tmp_path: Path, ordering: str) -> None:
+    """``predict`` runs the learned orderings as evaluation did: a gated core's per-row mixture, a
+    routed core's chosen layer per depth; the predictions give the run's own test error."""
+    root = write_tabular(tmp_path / "data", n=100)
+    cfg = Config(benchmark="tabular", data_dir=str(root), seed=2, ordering=ordering, **TABULAR_FAST)
+    train(cfg, tmp_path / "run", quiet=True)
+    run = softorder.load_run(tmp_path / "run")
+    result = json.loads(RunDir(tmp_path / "run").result.read_text())
+    for t, name in enumerate(run.task_names):
+        frame = read_table(root / f"{name}.csv")
+        y = np.asarray([run.preprocessing[name].classes.index(v) for v in frame["label"]])
+        test_rows = uci_split(name, y, cfg.seed, cfg.data.fractions)[2]  # type: ignore[attr-defined]
+        p = run.predict(name, frame.iloc[test_rows].drop(columns="label"))
+        wrong = np.mean([a != b for a, b in zip(p.labels, frame["label"].iloc[test_rows])])
+        assert wrong == pytest.approx(result["test_error"][t])
