@@ -196,7 +196,7 @@ def test_router_counts_steps_and_records_when_each_task_settled() -> None:
         core(y, rows)  # no gradient: not a training step
     assert int(core.route_step) == 3
     state = core.state_dict()
-    assert {"route_step", "choice", "settled_step"} <= set(state)  # a resumed run continues
+    assert {"route_step", "choice", "settled_step", "anneal_steps"} <= set(state)  # a resumed run continues
 
 
 def test_routed_evaluation_runs_only_the_chosen_layer() -> None:

@@ -65,6 +65,19 @@ def test_resume_in_process_matches_uninterrupted(tmp_path: Path) -> None:
     assert [json.loads(x)["step"] for x in lines] == [20, 40, 60]
 
 
+def test_a_routed_run_resumed_with_more_steps_keeps_its_annealing(tmp_path: Path) -> None:
+    """The router's temperature falls over ``route_anneal`` of the steps the run STARTED with (kept
+    in its checkpoint): 40 steps with route_anneal 0.5 resumed to 60 = 60 steps with 1/3."""
+    routed = CFG.replace(ordering="routed", dropout=0.0)
+    full = train(routed.replace(route_anneal=1 / 3), tmp_path / "full", quiet=True)
+    train(routed.replace(steps=40, route_anneal=0.5), tmp_path / "part", quiet=True)
+    (tmp_path / "part" / "result.json").unlink()
+    resumed = train(routed.replace(route_anneal=0.5), tmp_path / "part", resume=True, quiet=True)
+    assert resumed["test_loss"] == full["test_loss"] and resumed["route_choice"] == full["route_choice"]
+    state = load_checkpoint(tmp_path / "part" / "checkpoint.pt")["model"]
+    assert int(state["core.anneal_steps"]) == 20 and int(state["core.route_step"]) == 60
+
+
 def test_nan_loss_stops_and_names_task_and_step(tmp_path: Path) -> None:
     tasks = make_synthetic(num_tasks=3, seed=0)
     tasks[1].x_train[5:] = float("inf")  # every batch of task 1 after the first rows diverges

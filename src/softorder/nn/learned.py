@@ -162,9 +162,10 @@ class Anneal:
         if not (self.start > 0 and self.end > 0 and self.steps >= 1):
             raise ValueError(f"the routing temperature needs start > 0, end > 0 and steps >= 1; got {self}")
 
-    def at(self, step: Tensor) -> Tensor:
-        """The temperature at ``step`` (a tensor: computed on its device, no host read)."""
-        frac = (step.float() / self.steps).clamp(max=1.0)
+    def at(self, step: Tensor, steps: Tensor | None = None) -> Tensor:
+        """The temperature at ``step`` (a tensor: computed on its device, no host read), annealed
+        over ``steps`` (default :attr:`steps`)."""
+        frac = (step.float() / (self.steps if steps is None else steps.float())).clamp(max=1.0)
         return self.start * (self.end / self.start) ** frac
 
 
@@ -179,12 +180,15 @@ class RoutedOrdering(SoftOrdering):
 
     ``choice`` (``[T, K]``) holds the layers chosen at the last training step and ``settled_step``
     (``[T]``) the step from which task t's choice has not changed since: where the router committed.
+    ``anneal_steps`` keeps the annealing length in the state_dict, so that a run resumed with more
+    steps continues the schedule it started (the config's ``route_anneal`` is a fraction of them).
     """
 
     name = "routed"
     route_step: Tensor
     choice: Tensor
     settled_step: Tensor
+    anneal_steps: Tensor
 
     def __init__(
         self, bank: LayerBank, num_tasks: int, depth: int | None = None, anneal: Anneal | None = None, *,
@@ -195,10 +199,11 @@ class RoutedOrdering(SoftOrdering):
         self.register_buffer("route_step", torch.zeros((), dtype=torch.long))
         self.register_buffer("choice", torch.zeros(num_tasks, self.depth, dtype=torch.long))
         self.register_buffer("settled_step", torch.zeros(num_tasks, dtype=torch.long))
+        self.register_buffer("anneal_steps", torch.tensor(self.anneal.steps))
 
     def temperature_now(self) -> Tensor:
-        """τ at the current step (:class:`Anneal`)."""
-        return self.anneal.at(self.route_step)
+        """τ at the current step (:class:`Anneal`, over ``anneal_steps``)."""
+        return self.anneal.at(self.route_step, self.anneal_steps)
 
     def weights(self) -> Tensor:
         """The routing probabilities ``softmax(S / τ)``, ``[T, K, L]`` (what the logs and reports
