@@ -144,6 +144,18 @@ def test_gated_starts_as_soft_ordering_and_its_gate_learns() -> None:
     assert gated.core.gate_out.grad is not None and gated.core.gate_out.grad.abs().sum() > 0
 
 
+def test_a_bf16_gated_net_runs_and_the_gates_are_a_parameter_group() -> None:
+    torch.manual_seed(9)
+    net = so.dense_net([5, 5], [2, 3], width=8, ordering="gated", gate_hidden=4)
+    groups = [*net.shared_parameters(), *net.ordering_parameters(), *net.gate_parameters(),
+              *(p for t in range(2) for p in net.task_parameters(t))]
+    assert sorted(map(id, groups)) == sorted(id(p) for p in net.parameters() if p.requires_grad)
+    assert {id(p) for p in net.gate_parameters()} == {id(net.core.gate_in), id(net.core.gate_in_bias),
+                                                      id(net.core.gate_out)}
+    out = net.to(torch.bfloat16)([torch.randn(3, 5, dtype=torch.bfloat16) for _ in range(2)])
+    assert out[0].dtype == torch.bfloat16
+
+
 def test_gate_weights_differ_across_inputs_and_the_spread_is_recorded() -> None:
     torch.manual_seed(4)
     core = GatedOrdering(DenseBank(6, 3), 2, depth=2)
@@ -184,19 +196,46 @@ def test_router_counts_steps_and_records_when_each_task_settled() -> None:
     core = RoutedOrdering(DenseBank(4, 3), 2).train()
     rows = so.nn.Rows.of((0, 1), (2, 2))
     y = torch.randn(4, 4)
-    core(y, rows)  # step 1: the choices are argmax of S = 0 (layer 0 everywhere): unchanged
+    core(y, rows)
+    assert int(core.route_step) == 0  # the forward changes no state
+    core.advance()  # step 1: the choices are argmax of S = 0 (layer 0 everywhere): unchanged
     assert int(core.route_step) == 1 and core.settled_step.tolist() == [0, 0]
     with torch.no_grad():
-        core.S[1, 2, 1] = 5.0  # task 1 changes its mind at depth 2
-    core(y, rows)
-    core(y, rows)
+        core.S[1, 2, 1] = 5.0  # after step 2's update task 1 changes its mind at depth 2
+    core.advance()
+    core.advance()
     assert int(core.route_step) == 3 and core.settled_step.tolist() == [0, 2]
     assert core.summary() == {"route_choice": [[0, 0, 0], [0, 0, 1]], "route_settled_step": [0, 2]}
-    with torch.no_grad():
-        core(y, rows)  # no gradient: not a training step
-    assert int(core.route_step) == 3
     state = core.state_dict()
     assert {"route_step", "choice", "settled_step", "anneal_steps"} <= set(state)  # a resumed run continues
+    long = torch.long
+    stacked = {"S": torch.zeros(3, 2, 3, 3), "route_step": torch.zeros(3, dtype=long),
+               "choice": torch.zeros(3, 2, 3, dtype=long), "settled_step": torch.zeros(3, 2, dtype=long)}
+    stacked["S"][1, 0, 0, 2] = 1.0  # trial 1, task 0 changes
+    core.advance_state(stacked)  # the vectorised trials: leading trial dimension
+    assert stacked["route_step"].tolist() == [1, 1, 1]
+    assert stacked["settled_step"].tolist() == [[0, 0], [1, 0], [0, 0]]
+
+
+def test_a_routed_forward_can_be_recomputed() -> None:
+    """No state changes in the forward: activation checkpointing (which reruns it with the same
+    random state) gives the gradients of the plain forward, and the temperature of step 1 is
+    ``route_tau_start``."""
+    torch.manual_seed(8)
+    layer = SoftOrder([ResidualMLP(6, hidden=8) for _ in range(3)], num_tasks=2, ordering="routed",
+                      anneal=Anneal(2.0, 0.1, 10))
+    assert float(layer.core.temperature_now()) == pytest.approx(2.0)
+    x, task = torch.randn(5, 6), torch.tensor([0, 1, 0, 1, 1])
+    torch.manual_seed(1)
+    layer(x, task).square().sum().backward()
+    plain = layer.S.grad.clone()  # type: ignore[union-attr]
+    layer.zero_grad()
+    torch.manual_seed(1)
+    torch.utils.checkpoint.checkpoint(layer, x, task, use_reentrant=False).square().sum().backward()
+    torch.testing.assert_close(layer.S.grad, plain)
+    assert int(layer.core.route_step) == 0
+    layer.advance()
+    assert int(layer.core.route_step) == 1
 
 
 def test_routed_evaluation_runs_only_the_chosen_layer() -> None:

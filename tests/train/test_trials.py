@@ -27,7 +27,7 @@ def _metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("ordering", ["single", "parallel", "permuted", "soft"])
+@pytest.mark.parametrize("ordering", ["single", "parallel", "permuted", "soft", "gated"])
 def test_vectorised_trials_follow_sequential_runs(tmp_path: Path, ordering: str) -> None:
     cfgs = [_cfg(ordering, seed=s) for s in (3, 4)]
     results = train_trials(cfgs, [tmp_path / "v3", tmp_path / "v4"])
@@ -86,6 +86,20 @@ def test_group_evaluation_matches_per_trial_evaluation(tmp_path: Path) -> None:
         loss, err = evaluate(group.net(r), ts, "val")
         assert together[r][0] == pytest.approx(loss, abs=1e-5)
         assert together[r][1] == pytest.approx(err, abs=1e-6)
+
+
+def test_each_stacked_router_counts_its_own_steps_and_choices() -> None:
+    """Routed trials draw their routes from another random stream than sequential runs (as their
+    dropout masks), but each trial's router advances once per step on its own S."""
+    cfgs = [_cfg("routed", seed=s, s_lr=0.1) for s in (0, 1)]
+    group = StackedTrials(cfgs, [load_tasks(c) for c in cfgs], build_net)
+    for step in range(6):
+        group.train_step(step + 1)
+    assert group.buffers["core.route_step"].tolist() == [6, 6]
+    S = group.params["core.S"]
+    assert torch.equal(group.buffers["core.choice"], S.argmax(-1))
+    for r in range(2):  # the trial's net (evaluation, result.json) holds its own router state
+        assert torch.equal(group.net(r).core.choice, S[r].argmax(-1))
 
 
 def test_dropout_masks_differ_per_trial_under_vmap() -> None:

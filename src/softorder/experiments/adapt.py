@@ -33,6 +33,7 @@ from softorder import benchmarks
 from softorder.atomic import write_json
 from softorder.data.tasks import TaskData
 from softorder.nn.network import MultiTaskNet
+from softorder.nn.orderings import LEARNED
 from softorder.train.config import Config
 from softorder.train.rundir import RunDir
 
@@ -100,7 +101,7 @@ def adapt_config(source: Config, mode: str, num_tasks: int, overrides: dict[str,
     if fixed:
         raise ValueError(f"--set {', '.join(fixed)}: the mode and --new-tasks decide it; leave it out")
     changes: dict[str, Any] = {"tasks": num_tasks}
-    if mode in ("soft", "gated", "routed"):  # the new tasks learn how to use the frozen layers
+    if mode in LEARNED:  # the new tasks learn how to use the frozen layers (their S, gates, routes)
         changes["ordering"] = mode
     elif mode == "parallel":
         changes.update(ordering="parallel", depth=None)

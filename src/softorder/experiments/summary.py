@@ -60,8 +60,9 @@ def summarise(
 
 
 def compared_pairs(orderings: Sequence[str]) -> list[tuple[str, str]]:
-    """The paired tests a comparison reports, (a, b) for a − b: soft against every other method,
-    and each method that followed soft ordering (gated, routed) against soft and parallel."""
+    """The paired tests a comparison reports, (a, b) for a − b: soft against every other method
+    (so soft − gated and soft − routed), and each method that followed soft ordering (gated,
+    routed) against parallel ordering."""
     pairs = [("soft", o) for o in orderings if "soft" in orderings and o != "soft"]
     for a in ("gated", "routed"):
         if a in orderings:

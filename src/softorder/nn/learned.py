@@ -112,7 +112,7 @@ class GatedOrdering(SoftOrdering):
 
     def gate(self, k: int, y: Tensor, task_ids: Tensor) -> Tensor:
         """``G_{t,k}(pool(y))`` of each row, ``[N, L]``: the gate logits added to ``S[t, k]``."""
-        h = pool_rows(y, self.gate_features).float()  # [N, P]
+        h = pool_rows(y, self.gate_features).to(self.gate_out.dtype)  # [N, P]
         if self.gate_hidden:
             h = torch.einsum("np,nph->nh", h, self.gate_in[task_ids, k])
             h = F.relu(h + self.gate_in_bias[task_ids, k])
@@ -174,12 +174,15 @@ class RoutedOrdering(SoftOrdering):
     AdaShare, Sun et al. 2020): each task applies ONE layer per depth. In training, each step draws
     for every task and depth ``one_hot(argmax(S[t, k] + g))`` with Gumbel noise ``g``, and passes
     S the gradient of ``softmax((S[t, k] + g) / τ)`` (straight-through), τ annealed by ``anneal``
-    (:class:`Anneal`) over the forward passes in training mode, counted in the ``route_step``
-    buffer. In evaluation each task takes ``argmax S[t, k]``, and a core whose tasks' rows come in
-    equal blocks runs only that layer (a learned permuted ordering, one layer per depth).
+    (:class:`Anneal`) over the optimizer steps, counted in the ``route_step`` buffer by
+    :meth:`advance` (softorder's trainers call it after every step; call it yourself in your own
+    loop). The forward pass changes no state, so recomputing it (activation checkpointing, several
+    calls per step) gives the same routes and gradients. In evaluation each task takes
+    ``argmax S[t, k]``, and in a :class:`~softorder.nn.MultiTaskNet` whose tasks' rows come in
+    equal blocks the core runs only that layer (a learned permuted ordering, one layer per depth).
 
-    ``choice`` (``[T, K]``) holds the layers chosen at the last training step and ``settled_step``
-    (``[T]``) the step from which task t's choice has not changed since: where the router committed.
+    ``choice`` (``[T, K]``) holds ``argmax S`` after the last step and ``settled_step`` (``[T]``)
+    the step after which task t's choice has not changed: where the router committed.
     ``anneal_steps`` keeps the annealing length in the state_dict, so that a run resumed with more
     steps continues the schedule it started (the config's ``route_anneal`` is a fraction of them).
     """
@@ -221,18 +224,17 @@ class RoutedOrdering(SoftOrdering):
     def row_weights(self, task_ids: Tensor) -> Tensor:
         if not self.training:
             return F.one_hot(self.S.argmax(-1), self.bank.num_layers).to(self.S.dtype)[task_ids]
-        if torch.is_grad_enabled():
-            self._advance()
         return self.sample()[task_ids]
 
-    @torch.no_grad()
-    def _advance(self) -> None:
-        """Count a training step and note whether each task's choice changed (device ops only)."""
-        self.route_step.add_(1)
-        now = self.S.argmax(-1)
-        changed = (now != self.choice).any(-1)
-        self.settled_step.copy_(torch.where(changed, self.route_step, self.settled_step))
-        self.choice.copy_(now)
+    def advance_state(self, state: dict[str, Tensor]) -> None:
+        """Count a step and note whether each task's choice (``argmax S``) changed, in place, on
+        device (no host read); ``state`` may carry leading trial dimensions."""
+        step = state["route_step"]
+        step.add_(1)
+        now = state["S"].argmax(-1)  # [..., T, K]
+        changed = (now != state["choice"]).any(-1)  # [..., T]
+        state["settled_step"].copy_(torch.where(changed, step.unsqueeze(-1), state["settled_step"]))
+        state["choice"].copy_(now)
 
     def forward(self, y: Tensor, rows: Rows) -> Tensor:
         if self.training or not rows.uniform:

@@ -145,9 +145,16 @@ class MultiTaskNet(nn.Module):
             yield from (p for p in self.encoders.parameters() if p.requires_grad)
 
     def ordering_parameters(self) -> Iterator[nn.Parameter]:
-        """The soft-ordering scalings S (empty for other orderings)."""
+        """The soft-ordering scalings S (empty for the hard orderings); S has its own learning rate."""
         if isinstance(self.core, SoftOrdering):
             yield self.core.S
+
+    def gate_parameters(self) -> Iterator[nn.Parameter]:
+        """A gated core's per-task gates (empty for the other orderings); trained with the layers'
+        learning rate. With :meth:`shared_parameters`, :meth:`ordering_parameters` and each task's
+        :meth:`task_parameters` they are every trainable parameter of the net."""
+        shared = {id(p) for p in self.core.bank.parameters()} | {id(p) for p in self.ordering_parameters()}
+        yield from (p for p in self.core.parameters() if p.requires_grad and id(p) not in shared)
 
     def task_parameters(self, task: int) -> Iterator[nn.Parameter]:
         """Trainable parameters of task ``task``'s own encoder and decoder."""

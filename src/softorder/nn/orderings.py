@@ -198,6 +198,19 @@ class Ordering(nn.Module, abc.ABC):
         """What a run's ``result.json`` records of the core beyond S (a router's choices)."""
         return {}
 
+    @torch.no_grad()
+    def advance(self) -> None:
+        """Move on one training step: call it after every optimizer step (softorder's trainers do).
+        Nothing happens for a core without such state; a router counts the step that anneals its
+        temperature and notes whether its choices changed (:meth:`advance_state`)."""
+        own = self.named_parameters(recurse=False), self.named_buffers(recurse=False)
+        self.advance_state({name: t for named in own for name, t in named})
+
+    def advance_state(self, state: dict[str, Tensor]) -> None:
+        """:meth:`advance` on ``state``: this core's own parameters and buffers by name, possibly
+        stacked with leading trial dimensions (the vectorised trials); updated in place."""
+        return None
+
     @contextlib.contextmanager
     def recording_summary(self) -> Iterator[dict[str, Any]]:
         """Yields a dict that, when the block ends, holds :meth:`summary` and what the forwards

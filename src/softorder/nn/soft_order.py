@@ -77,6 +77,11 @@ class SoftOrder(nn.Module):
     def depth(self) -> int:
         return self.core.depth
 
+    def advance(self) -> None:
+        """Call after every optimizer step: a routed layer counts the steps that anneal its
+        temperature (:meth:`~softorder.nn.Ordering.advance`); the others have nothing to do."""
+        self.core.advance()
+
     def weights(self) -> Tensor:
         """The mixing weights ``[T, K, L]``: ``softmax(S / temperature)`` (L2-normalised: ``norm="l2"``)."""
         return self.core.weights()

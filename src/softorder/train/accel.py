@@ -38,7 +38,8 @@ def wrap_model(net: MultiTaskNet, cfg: Config, device: torch.device) -> nn.Modul
         use_channels_last(net)
     model: nn.Module = net
     if distributed.is_distributed():
-        # Buffers (permuted orders) never change after construction, when DDP syncs them once.
+        # Buffers never change after construction (permuted orders) or change the same way on every
+        # rank, from the synced parameters (a router's step count and choices): DDP syncs them once.
         params = inspect.signature(DistributedDataParallel.__init__).parameters
         sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
         no_sync: dict[str, Any] = {sync: False}

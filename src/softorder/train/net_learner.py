@@ -76,6 +76,7 @@ class NetLearner(Learner):
         warm_up(self.opt, self.cfg, step)
         self.scaler.step(self.opt)
         self.scaler.update()
+        self._net.core.advance()
         return seen.detach()[None]
 
     def _graphed_step(self, step: int, xs: Batch, ys: list[Tensor]) -> Tensor:
@@ -87,6 +88,7 @@ class NetLearner(Learner):
                                        self.device)
         warm_up(self.opt, self.cfg, step)
         losses = self.graphed(xs, ys).clone()  # the graph overwrites its output at the next replay
+        self._net.core.advance()
         self.guard(losses, step)
         return losses[None]
 

@@ -98,6 +98,10 @@ class StackedTrials(Learner):
             for t, task in enumerate(tasks):
                 net.decoders.check_target(t, task.y_train)
         self.params, self.buffers = stack_module_state(self.nets)
+        #: the core's own stacked parameters and buffers (``core.S``, a router's counts): what
+        #: :meth:`~softorder.nn.Ordering.advance_state` updates after every step
+        self.core_state = {n: t for n, t in {**self.params, **self.buffers}.items()
+                           if n.startswith("core.") and n.count(".") == 1}
         # The module whose code runs; vmap swaps in each trial's tensors (functional_call).
         self.base = self.nets[0]
         if isinstance(self.base.core, HardOrdering):
@@ -165,6 +169,8 @@ class StackedTrials(Learner):
         self.guard(losses.flatten(), step)
         warm_up(self.opt, self.cfg, step)
         self.opt.step()
+        with torch.no_grad():  # each trial's core moves on one step (a router: its own counts)
+            self.base.core.advance_state({name[len("core."):]: t for name, t in self.core_state.items()})
         return losses.detach()
 
     @torch.no_grad()
