@@ -125,6 +125,8 @@ def test_drop_in_layer_equals_its_reference(ordering: str) -> None:
         assert isinstance(layer.core, GatedOrdering | RoutedOrdering)
         want = reference_soft_order(layer, x, task, routes=routes)
         torch.testing.assert_close(fused, want, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="routed ordering takes no temperature or norm"):
+        SoftOrder([ResidualMLP(6) for _ in range(2)], 2, ordering="routed", norm="l2")
     with pytest.raises(ValueError, match="ordering must be one of soft, gated, routed"):
         SoftOrder([ResidualMLP(6) for _ in range(2)], 2, ordering="parallel")
 

@@ -122,7 +122,7 @@ class GatedOrdering(SoftOrdering):
         """Each row's own mixture at depth k, ``[N, L]`` (``weights()`` is its input-independent
         part, ``softmax(S)``: what the logs show)."""
         w = torch.softmax((self.S[task_ids, k] + self.gate(k, y, task_ids)) / self.temperature, dim=-1)
-        w = w / w.norm(dim=-1, keepdim=True) if self.norm == "l2" else w
+        w = self.normalised(w)
         if self._spread is not None:
             self._spread.add(k, task_ids, w.detach())
         return w
@@ -251,4 +251,5 @@ class RoutedOrdering(SoftOrdering):
 
     def extra_repr(self) -> str:
         a = self.anneal
-        return f"{super().extra_repr()}, tau={a.start}->{a.end} over {a.steps} steps"
+        return (f"tasks={self.num_tasks}, depth={self.depth}, depth_norm={self.depth_norm!r}, "
+                f"tau={a.start}->{a.end} over {int(self.anneal_steps)} steps")

@@ -46,6 +46,12 @@ def make_ordering(
         return GatedOrdering(bank_factory(num_layers), num_tasks, depth, temperature, norm,
                              gate_hidden=gate_hidden, gate_features=gate_features, **common)
     if name == "routed":
+        if temperature != 1.0 or norm != "none":
+            raise ValueError(
+                f"routed ordering takes no temperature or norm (got temperature={temperature}, "
+                f"norm={norm!r}): its Gumbel-softmax temperature is annealed (anneal=Anneal(start, end, "
+                "steps); config keys route_tau_start, route_tau_end, route_anneal)"
+            )
         return RoutedOrdering(bank_factory(num_layers), num_tasks, depth, anneal, **common)
     hard = {**common, "orders_on_device": orders_on_device}
     if name == "parallel":

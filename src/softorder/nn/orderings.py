@@ -390,7 +390,11 @@ class SoftOrdering(Ordering):
         """The mixing weights over layers, ``[T, K, L]``: ``softmax(S / temperature)`` (Eq. 7), or
         with ``norm="l2"`` that divided by its L2 norm, so that a mixture of L independent layers
         keeps the scale of one layer (uniform S: x sqrt(L)) while a one-hot S is unchanged."""
-        w = torch.softmax(self.S / self.temperature, dim=-1)
+        return self.normalised(torch.softmax(self.S / self.temperature, dim=-1))
+
+    def normalised(self, w: Tensor) -> Tensor:
+        """Mixing weights ``w`` (``[..., L]``, summing to one) as ``norm`` says: as they are, or
+        divided by their L2 norm (``norm="l2"``)."""
         return w / w.norm(dim=-1, keepdim=True) if self.norm == "l2" else w
 
     def forward(self, y: Tensor, rows: Rows) -> Tensor:
