@@ -12,7 +12,7 @@ from softorder.benchmarks import benchmark_config, train
 from softorder.nn.orderings import PAPER_ORDERINGS
 
 # Not routed: in this 300-step budget its routes are still being redrawn and it stays at chance
-# (94-97% error with s_lr 0.1, 1e-3 or unit-RMS depth inputs; docs/results.md, "Beyond one S per task").
+# (91-97% error with s_lr 0.1, 1e-3 or unit-RMS depth inputs; docs/results.md, "Beyond one S per task").
 
 
 @pytest.mark.parametrize("ordering", [*PAPER_ORDERINGS, "gated"])
