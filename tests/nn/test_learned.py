@@ -102,6 +102,14 @@ def test_module_bank_blocks_equal_the_reference(kind: str, ordering: str) -> Non
             _same(net, inputs())
 
 
+def test_a_gate_with_more_tasks_than_features_equals_the_reference() -> None:
+    """Fewer pooled features than tasks: the gate gathers each row's matrices (the other branch)."""
+    torch.manual_seed(10)
+    net = so.dense_net([3, 3, 3, 3], [2, 2, 3, 2], width=2, ordering="gated", gate_hidden=3)
+    _randomise(net)
+    _same(net, [torch.randn(3, 3) for _ in range(4)])
+
+
 def test_a_module_bank_gate_needs_its_width() -> None:
     with pytest.raises(ValueError, match="gated ordering over a ModuleBank needs gate_features"):
         GatedOrdering(ModuleBank([ResidualMLP(6) for _ in range(2)]), 2)

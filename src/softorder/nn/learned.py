@@ -73,6 +73,18 @@ class GateSpread:
                 "gate_rows": self.count.long().tolist()}
 
 
+def _per_task_linear(x: Tensor, weight: Tensor, task_ids: Tensor) -> Tensor:
+    """Row i of ``x`` (``[N, P]``) times its task's matrix ``weight[task_ids[i]]`` (``weight``:
+    ``[T, P, Q]``), ``[N, Q]``: with fewer tasks than inputs P through every task's matrix at once
+    (``[N, T, Q]``, then each row's), else through a gathered copy per row (``[N, P, Q]``) -- the
+    smaller of the two intermediates."""
+    T, P, Q = weight.shape
+    if T < P:
+        every = (x @ weight.permute(1, 0, 2).reshape(P, T * Q)).view(-1, T, Q)
+        return every.gather(1, task_ids.view(-1, 1, 1).expand(-1, 1, Q)).squeeze(1)
+    return torch.einsum("np,npq->nq", x, weight[task_ids])
+
+
 class GatedOrdering(SoftOrdering):
     """Input-gated soft ordering (soft gating, Mendez & Eaton 2021): at depth k a row ``y`` of task
     t mixes the layers with ``softmax((S[t, k] + G_{t,k}(pool(y))) / temperature)`` (Eq. 7 with
@@ -114,9 +126,8 @@ class GatedOrdering(SoftOrdering):
         """``G_{t,k}(pool(y))`` of each row, ``[N, L]``: the gate logits added to ``S[t, k]``."""
         h = pool_rows(y, self.gate_features).to(self.gate_out.dtype)  # [N, P]
         if self.gate_hidden:
-            h = torch.einsum("np,nph->nh", h, self.gate_in[task_ids, k])
-            h = F.relu(h + self.gate_in_bias[task_ids, k])
-        return torch.einsum("nh,nhl->nl", h, self.gate_out[task_ids, k])
+            h = F.relu(_per_task_linear(h, self.gate_in[:, k], task_ids) + self.gate_in_bias[task_ids, k])
+        return _per_task_linear(h, self.gate_out[:, k], task_ids)
 
     def depth_weights(self, k: int, y: Tensor, task_ids: Tensor, w: Tensor) -> Tensor:
         """Each row's own mixture at depth k, ``[N, L]`` (``weights()`` is its input-independent
