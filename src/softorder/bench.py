@@ -36,6 +36,7 @@ from torch import Tensor, nn
 import softorder as so
 from softorder.nn import MultiTaskNet, reference_forward
 from softorder.nn.blocks import ResidualMLP, TransformerBlock
+from softorder.nn.orderings import FOLLOW_UPS
 from softorder.train.graphs import WARM_UP_STEPS, GraphedStep
 
 
@@ -318,7 +319,7 @@ def run(
             continue
         net, xs, ys = build(w, ordering, device, channels_last)
         res[f"{label}_ms"] = timeit(step_fn(net, xs, ys, loop, dtype), device, min_time, warmup=2)
-    for ordering in ("gated", "routed"):  # training steps: a routed core runs every layer then too
+    for ordering in FOLLOW_UPS:  # training steps: a routed core runs every layer then too
         res[f"{ordering}_ms"] = None
         if learned and not steps:
             net, xs, ys = build(w, ordering, device, channels_last)
@@ -364,7 +365,7 @@ def format_row(r: dict[str, Any]) -> str:
     unit = "img/s" if r.get("sample") == "image" else "rows/s"
     peer = f"{r['peer_ms']:9.2f} {r['peer_over_fused']:9.1f}x" if r.get("peer_ms") else f"{'-':>9} {'-':>10}"
     graphed = f"{r['graphed_ms']:10.3f}" if r.get("graphed_ms") else f"{'-':>10}"
-    learned = " ".join(f"{r[k]:9.2f}" if r.get(k) else f"{'-':>9}" for k in ("gated_ms", "routed_ms"))
+    learned = " ".join(f"{r[f'{o}_ms']:9.2f}" if r.get(f"{o}_ms") else f"{'-':>9}" for o in FOLLOW_UPS)
     return (
         f"{r['workload']:<15} {r['device'][:24]:<24} {r['dtype']:<5} {loop} "
         f"{r['fused_ms']:9.2f} {r['parallel_ms']:11.2f} {ratio} "

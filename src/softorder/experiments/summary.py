@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from softorder.nn.orderings import FOLLOW_UPS
 from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
 from softorder.train.config import Config
 
@@ -64,7 +65,7 @@ def compared_pairs(orderings: Sequence[str]) -> list[tuple[str, str]]:
     (so soft − gated and soft − routed), and each method that followed soft ordering (gated,
     routed) against parallel ordering."""
     pairs = [("soft", o) for o in orderings if "soft" in orderings and o != "soft"]
-    for a in ("gated", "routed"):
+    for a in FOLLOW_UPS:
         if a in orderings:
             pairs += [(a, b) for b in ("parallel",) if b in orderings]
     return pairs

@@ -43,7 +43,9 @@ from softorder.nn.banks import LayerBank
 
 #: The four methods of the paper (what ``compare`` runs by default), and every ordering.
 PAPER_ORDERINGS = ("single", "parallel", "permuted", "soft")
-ORDERINGS = (*PAPER_ORDERINGS, "gated", "routed")
+#: The orderings that followed soft ordering (softorder.nn.learned).
+FOLLOW_UPS = ("gated", "routed")
+ORDERINGS = (*PAPER_ORDERINGS, *FOLLOW_UPS)
 #: The orderings that learn S (any number of depths; S has its own learning rate ``s_lr``).
 LEARNED = ("soft", "gated", "routed")
 SOFT_NORMS = ("none", "l2")
