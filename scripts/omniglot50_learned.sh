@@ -6,9 +6,10 @@
 #   nohup nice bash scripts/omniglot50_learned.sh > omniglot50_learned.log 2>&1 &
 #
 # 1. Tuning on VALIDATION only (seeds 100-101, as the four methods were tuned): each new method
-#    starts from omniglot.yaml's per-ordering settings (gated: the L2 mixture, as soft; routed: S's
-#    learning rate 0.1, chosen on UCI and MNIST) and picks by mean validation error among the grid
-#    (settings a method's net does not read are skipped for it: scripts/recipe.py).
+#    starts from omniglot.yaml's per-ordering settings (gated: unit-RMS depth inputs, as soft;
+#    routed: S's learning rate 0.1, chosen on UCI and MNIST) and picks by mean validation error among
+#    the grid, which has the L2 mixture the committed soft column ran with (settings a method's net
+#    does not read are skipped for it: scripts/recipe.py).
 # 2. The tables: 5 paired trials of gated and routed at 20% and 10% test; the 20 committed trials of
 #    single, parallel, permuted and soft in results/omniglot50/test-*/ are reused (the config below
 #    is results/omniglot50/tune/chosen.yaml with the new methods' chosen settings added), so the
@@ -27,6 +28,7 @@ SCALE=(--set tasks=50 --set image_size=28 --set padding=1 --set channels=24 --se
 "$PY" scripts/recipe.py omniglot --orderings gated,routed --trials 2 --seed 100 --select mean_val_error \
   --workers 2 --data-dir "$DATA" --out "$OUT/tune-learned" "${SCALE[@]}" --grid \
   'base:{}' \
+  'l2:{soft_norm: l2, depth_norm: none}' \
   'rms:{soft_norm: none, depth_norm: rms}' \
   'gate16:{gate_hidden: 16}' \
   's_lr=0.01:{s_lr: 0.01}' \
