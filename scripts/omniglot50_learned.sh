@@ -13,7 +13,7 @@
 # 2. The tables: 5 paired trials of gated and routed at 20% and 10% test; the 20 committed trials of
 #    single, parallel, permuted and soft in results/omniglot50/test-*/ are reused (the config below
 #    is results/omniglot50/tune/chosen.yaml with the new methods' chosen settings added), so the
-#    paired tests of each new method against soft and parallel use the same splits.
+#    paired tests of each new method against soft and parallel use the same splits (TABLE below).
 # Cost (this 2-core CPU, one thread per run): a gated or routed step costs about soft ordering's
 # (1.1 s at this scale), so a run is ~20 CPU minutes: the tuning (5 settings, 2 seeds, mostly both
 # methods) ~6 CPU hours, each table (2 x 5 runs) ~3.5 CPU hours. Resumable: run it again.
@@ -22,6 +22,9 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/data}
 OUT=results/omniglot50
+# The config the committed tables ran with (soft's column re-measured on unit-RMS depth inputs:
+# TABLE=results/omniglot50/tune/chosen-rms.yaml); the new methods' settings are added to it.
+TABLE=${TABLE:-$OUT/tune/chosen.yaml}
 SCALE=(--set tasks=50 --set image_size=28 --set padding=1 --set channels=24 --set steps=1000
        --set batch_size=8 --set eval_every=100 --set checkpoint_every=500 --set lr=0.003
        --set dropout=0.0 --set threads=1)
@@ -34,7 +37,7 @@ SCALE=(--set tasks=50 --set image_size=28 --set padding=1 --set channels=24 --se
   's_lr=0.01:{s_lr: 0.01}' \
   'tau-cold:{route_tau_start: 1.0, route_tau_end: 0.05}'
 # The committed tables' config, with the new methods' chosen settings added.
-"$PY" - "$OUT/tune/chosen.yaml" "$OUT/tune-learned/chosen.yaml" "$OUT/tune-learned/compare.yaml" <<'EOF'
+"$PY" - "$TABLE" "$OUT/tune-learned/chosen.yaml" "$OUT/tune-learned/compare.yaml" <<'EOF'
 import sys
 from pathlib import Path
 
