@@ -7,7 +7,9 @@
 #    gets the same budget (1,000 steps x 8 images per alphabet) and picks its lr / dropout / input
 #    scaling (soft also the mixture and S learning rate) by mean validation error
 #    (scripts/recipe.py). Each method starts from omniglot.yaml's per-ordering settings (soft: the
-#    L2 mixture); settings of S alone run for soft only. The grid is ordered most informative first.
+#    L2 mixture, its default then; omniglot.yaml now ships unit-RMS depth inputs, so a rerun of this
+#    step tunes from those, and the soft column is re-measured with tune/chosen-rms.yaml, issue 21);
+#    settings of S alone run for soft only. The grid is ordered most informative first.
 #    Input scaling (input_norm=rms) and a 200-step lr warm-up are not in the grid: with the L2
 #    mixture both trained slower than the plain setting in the diagnostic runs (val error at step
 #    300: 70.0% and 58.6% vs 51.3%; results/omniglot50-diagnostics, docs/results.md), and the
