@@ -2,7 +2,7 @@
 # One command for a lent GPU (issue 22, part 3), about 6 minutes, every output under $OUT:
 # 1. the CUDA tests (`pytest -m cuda`: every block x ordering x dtype forward/backward, the README's
 #    soft-ordered transformer, fused = reference in fp32) -> pytest_cuda.log;
-# 2. `softorder bench` in fp32 and bf16 on every workload -> bench_gpu.jsonl;
+# 2. `softorder bench --learned` in fp32 and bf16 on every workload (gated and routed steps too) -> bench_gpu.jsonl;
 # 3. a short Omniglot run at 105x105 (50 alphabets, bf16, 300 steps, run health every 50 steps)
 #    with the 105x105 recipe where it exists -> omniglot105/ (config, metrics, result).
 # Prepare on the CPU machine (the device has no pytest and no network; ../shared does not travel):
@@ -20,7 +20,7 @@ timeout $(($(left) / 3)) python3 -m pytest -q -m cuda -p no:cacheprovider tests 
 echo "pytest exit $?" >> "$OUT/pytest_cuda.log"
 W=dense-T10,dense-T40,conv-T50,resmlp-T10,transformer-T8
 for DT in fp32 bf16; do
-  timeout $(($(left) / 3)) python3 -m softorder bench --device cuda --dtype $DT --workloads $W --min-time 0.5 \
+  timeout $(($(left) / 3)) python3 -m softorder bench --device cuda --dtype $DT --workloads $W --min-time 0.5 --learned \
     --json >> "$OUT/bench_gpu.jsonl" 2>> "$OUT/bench_gpu.err"
 done
 CFG=omniglot  # the shipped omniglot.yaml, or the 105x105 recipe chosen on validation (issue 21)
