@@ -55,7 +55,7 @@ def test_a_resumed_optimizer_takes_the_runs_capturable_setting(monkeypatch: pyte
 
 @pytest.mark.cuda
 @needs_cuda
-@pytest.mark.parametrize("ordering", ["parallel", "soft"])
+@pytest.mark.parametrize("ordering", ["parallel", "soft", "gated"])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_the_replayed_step_trains_as_the_eager_one(tmp_path: Path, ordering: str, precision: str) -> None:
     """Evaluation, health and checkpoints unchanged; the numbers equal to float rounding (the
@@ -66,6 +66,18 @@ def test_the_replayed_step_trains_as_the_eager_one(tmp_path: Path, ordering: str
     tol = 1e-4 if precision == "fp32" else 2e-2
     torch.testing.assert_close(torch.tensor(graphed["test_loss"]), torch.tensor(eager["test_loss"]),
                                rtol=tol, atol=tol)
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_a_replayed_routed_step_anneals_and_records_its_routes(tmp_path: Path) -> None:
+    """The router draws its noise inside the graph (another random stream than the eager step) and
+    counts each replayed step after it (``advance``)."""
+    cfg = CFG.replace(ordering="routed", s_lr=0.1, device="cuda", cuda_graphs=True)
+    result = train(cfg, tmp_path / "graphed", quiet=True)
+    state = torch.load(tmp_path / "graphed" / "checkpoint.pt", weights_only=True)["model"]
+    assert int(state["core.route_step"]) == cfg.optim.steps
+    assert len(result["route_choice"]) == len(result["task_names"]) and result["mean_test_error"] < 1.0
 
 
 @pytest.mark.cuda
