@@ -227,3 +227,11 @@ def test_task_limits_match_the_loaders() -> None:
     assert get("celeba").max_tasks(Config(benchmark="celeba")) == len(CELEBA_ATTRIBUTES)
     for name, alphabets in ALPHABET_SETS.items():
         assert get("omniglot").max_tasks(Config(benchmark="omniglot", alphabet_set=name)) == len(alphabets)
+
+
+def test_every_ordering_says_which_of_the_ordering_keys_it_reads() -> None:
+    from softorder.nn.orderings import ORDERINGS
+    from softorder.train.config import ORDERING_KEYS, READS
+
+    assert set(READS) == set(ORDERINGS)
+    assert all(keys <= set(ORDERING_KEYS) for keys in READS.values())

@@ -128,23 +128,29 @@ class ModelConfig(Section):
             )
 
 
+#: The keys that set up one ordering or another, and those each ordering's net reads.
+ORDERING_KEYS = ("depth", "temperature", "soft_norm", "s_lr", "gate_hidden", "route_tau_start",
+                 "route_tau_end", "route_anneal")
+READS: dict[str, frozenset[str]] = {
+    "single": frozenset(),
+    "permuted": frozenset(),
+    "parallel": frozenset({"depth"}),  # a multiple of num_layers: the layers cycled
+    "soft": frozenset({"depth", "temperature", "soft_norm", "s_lr"}),
+    "gated": frozenset({"depth", "temperature", "soft_norm", "s_lr", "gate_hidden"}),
+    "routed": frozenset({"depth", "s_lr", "route_tau_start", "route_tau_end", "route_anneal"}),
+}
+
+
 def unused_keys(flat: dict[str, Any]) -> list[str]:
     """Keys of a flat config (a run's ``config.yaml``) that its net does not read: the transformer
     core's ``tokens`` and ``heads`` on any other core, a dense core's ``width`` and ``encoder`` on a
-    conv core, S's settings on a hard ordering. They are kept in the file (the config is checked
-    and compared as a whole); a report leaves them out."""
-    core, ordering = flat.get("core", "dense"), flat.get("ordering")
+    conv core, the keys of other orderings (:data:`READS`). They are kept in the file (the config is
+    checked and compared as a whole); a report leaves them out."""
+    core, reads = flat.get("core", "dense"), READS.get(str(flat.get("ordering")), frozenset())
     unused = [] if core == "transformer" else ["tokens", "heads"]
     if core in ("conv", "resconv"):
         unused += ["width", "encoder"]
-    if ordering not in LEARNED:
-        unused += ["temperature", "soft_norm", "s_lr"] + ([] if ordering == "parallel" else ["depth"])
-    elif ordering == "routed":
-        unused += ["temperature", "soft_norm"]
-    if ordering != "gated":
-        unused.append("gate_hidden")
-    if ordering != "routed":
-        unused += ["route_tau_start", "route_tau_end", "route_anneal"]
+    unused += [k for k in ORDERING_KEYS if k not in reads]
     return [k for k in unused if k in flat]
 
 
