@@ -23,12 +23,12 @@ from typing import Any
 
 from softorder.benchmarks import benchmark_config
 from softorder.experiments.compare import compare
+from softorder.report.plots import load_result, run_dirs
 from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
 
 OUT = Path("results/recurrent-depth")
 #: The committed K = L comparison of each benchmark (its soft and parallel trials are reused).
 BASE = {"uci": Path("results/uci-10"), "mnist": Path("results/mnist-5")}
-FACTORS = (1, 2, 3)
 ORDERINGS = ("parallel", "soft")
 
 
@@ -44,9 +44,7 @@ def run(benchmark: str, trials: int, overrides: list[str], factors: tuple[int, .
 
 
 def _trials(folder: Path, ordering: str) -> list[dict[str, Any]]:
-    results = json.loads((folder / "results.json").read_text())
-    runs = results["methods"][ordering]["runs"]
-    return [json.loads((folder / r / "result.json").read_text()) for r in runs]
+    return [load_result(run) for run in run_dirs(folder, ordering)]
 
 
 def table() -> dict[str, Any]:

@@ -65,9 +65,8 @@ def compared_pairs(orderings: Sequence[str]) -> list[tuple[str, str]]:
     (so soft − gated and soft − routed), and each method that followed soft ordering (gated,
     routed) against parallel ordering."""
     pairs = [("soft", o) for o in orderings if "soft" in orderings and o != "soft"]
-    for a in FOLLOW_UPS:
-        if a in orderings:
-            pairs += [(a, b) for b in ("parallel",) if b in orderings]
+    if "parallel" in orderings:
+        pairs += [(a, "parallel") for a in FOLLOW_UPS if a in orderings]
     return pairs
 
 
@@ -106,7 +105,7 @@ def results_markdown(s: dict[str, Any]) -> str:
             scale = 100 if c["metric"] == "test_error" else 1
             unit = " pp" if scale == 100 else ""
             lines.append(
-                f"| {c.get('a', 'soft')} vs {c['b']} | {c['metric']} | {scale * c['mean_diff']:+.3f}{unit} | "
+                f"| {c['a']} vs {c['b']} | {c['metric']} | {scale * c['mean_diff']:+.3f}{unit} | "
                 f"{c['wins']}/{c['losses']} | {fmt_p(c['p_value'])} | {fmt_p(c['p_wilcoxon'])} |"
             )
     names = s["task_names"]

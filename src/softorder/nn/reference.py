@@ -18,7 +18,7 @@ from softorder.nn.banks import ConvBank, LayerBank
 from softorder.nn.heads import pad_channels
 from softorder.nn.learned import GatedOrdering, RoutedOrdering
 from softorder.nn.network import Inputs, MultiTaskNet
-from softorder.nn.orderings import RMS_EPS, HardOrdering, SoftOrdering
+from softorder.nn.orderings import RMS_EPS, HardOrdering, Ordering, SoftOrdering
 from softorder.nn.soft_order import SoftOrder
 
 
@@ -40,22 +40,28 @@ def reference_forward(
         if isinstance(bank, ConvBank):  # y^0: the images zero-padded to the core's C channels
             y = pad_channels(y, bank.channels)
         for k in range(core.depth):
-            y = _unit_rms(y) if core.depth_norm == "rms" else y
-            if isinstance(core, GatedOrdering):
-                y = torch.cat([_mix(bank, _gate_weights(core, t, k, row), row) for row in y.split(1)])
-            elif isinstance(core, RoutedOrdering) and not core.training:
-                y = bank.layer(int(core.S[t, k].argmax()), y)
-            elif isinstance(core, RoutedOrdering):
-                if routes is None:
-                    raise ValueError("a routed core in training mode needs the routes its forward drew")
-                y = _mix(bank, routes[t, k], y)
-            elif isinstance(core, SoftOrdering):
-                y = _mix(bank, core.weights()[t, k], y)
-            else:
-                assert isinstance(core, HardOrdering)
-                y = bank.layer(core.layer_at(t, k), y)
+            y = _depth(core, t, k, _unit_rms(y) if core.depth_norm == "rms" else y, routes)
         outputs.append(net.decoders.decode(t, y))
     return outputs
+
+
+def _depth(core: Ordering, t: int, k: int, y: Tensor, routes: Tensor | None) -> Tensor:
+    """Depth k of task t on the rows ``y`` (already scaled as ``depth_norm`` says): Eq. 7 with the
+    task's weights (soft), each row's own (gated), the sampled ``routes`` (routed, training) or one
+    layer (routed in evaluation: ``argmax S``; the hard orderings)."""
+    bank = core.bank
+    if isinstance(core, GatedOrdering):
+        return torch.cat([_mix(bank, _gate_weights(core, t, k, row), row) for row in y.split(1)])
+    if isinstance(core, RoutedOrdering) and not core.training:
+        return bank.layer(int(core.S[t, k].argmax()), y)
+    if isinstance(core, RoutedOrdering):
+        if routes is None:
+            raise ValueError("a routed core in training mode needs the routes its forward drew")
+        return _mix(bank, routes[t, k], y)
+    if isinstance(core, SoftOrdering):
+        return _mix(bank, core.weights()[t, k], y)
+    assert isinstance(core, HardOrdering)
+    return bank.layer(core.layer_at(t, k), y)
 
 
 def _mix(bank: LayerBank, s: Tensor, y: Tensor) -> Tensor:
@@ -83,24 +89,13 @@ def reference_soft_order(
     unit RMS first with ``depth_norm="rms"``), with the row's gated weights (gated) or its task's
     route (routed: ``routes`` in training, as in :func:`reference_forward`); returns ``y^K``."""
     bank, core = layer.bank, layer.core
-    routed = isinstance(core, RoutedOrdering)
-    if routed and core.training and routes is None:
-        raise ValueError("a routed layer in training mode needs the routes its forward drew")
-    weights = routes if routed and core.training else layer.weights()
     rows = []
     for i, t in enumerate(layer.task_ids(task, x).tolist()):
         y = x[i : i + 1]
         if isinstance(bank, ConvBank):  # an image of fewer channels stands for its zero-padding
             y = pad_channels(y, bank.channels)
         for k in range(layer.depth):
-            y = _unit_rms(y) if core.depth_norm == "rms" else y
-            if isinstance(core, GatedOrdering):
-                y = _mix(bank, _gate_weights(core, t, k, y), y)
-            elif routed and not core.training:
-                y = bank.layer(int(core.S[t, k].argmax()), y)
-            else:
-                assert weights is not None
-                y = _mix(bank, weights[t, k], y)
+            y = _depth(core, t, k, _unit_rms(y) if core.depth_norm == "rms" else y, routes)
         rows.append(y)
     return torch.cat(rows)
 
