@@ -44,9 +44,9 @@ def main() -> None:
     overrides = [*args.overrides, f"seed={args.seed}"] + (
         [f"data_dir={args.data_dir}"] if args.data_dir else []
     )
-    cfg, per = benchmark_config(args.benchmark, args.quick, overrides)
-    flat = cfg.to_dict()
     orderings = args.orderings.split(",")
+    cfg, per = benchmark_config(args.benchmark, args.quick, overrides, orderings=orderings)
+    flat = cfg.to_dict()
     rows = []
     tried: dict[tuple[str, str], str] = {}  # (ordering, effective setting) -> the grid item that ran it
     for item in args.grid:

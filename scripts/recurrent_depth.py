@@ -35,7 +35,7 @@ ORDERINGS = ("parallel", "soft")
 def run(benchmark: str, trials: int, overrides: list[str], factors: tuple[int, ...]) -> None:
     """Compare parallel and soft ordering at K = m L for each factor m > 1 (``overrides``: KEY=VALUE
     for both; they must match the K = L comparison's, which is not rerun)."""
-    cfg, per = benchmark_config(benchmark, overrides=overrides)
+    cfg, per = benchmark_config(benchmark, overrides=overrides, orderings=ORDERINGS)
     for m in factors:
         if m == 1:
             continue  # K = L: the committed comparison (BASE)

@@ -17,7 +17,7 @@ from types import FrameType
 from softorder import __version__, bench, benchmarks
 from softorder.data.download import fetch, resolve_data_dir
 from softorder.experiments import adapt_cli, analysis_cli, predict_cli, transfer
-from softorder.experiments.compare import check_request, compare
+from softorder.experiments.compare import check_orderings, check_request, compare
 from softorder.nn.orderings import ORDERINGS, PAPER_ORDERINGS
 from softorder.report import cli as report_cli
 from softorder.train.config import Config, keys_of
@@ -167,8 +167,10 @@ def tasks_limits() -> str:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + _flag_overrides(args, COMPARE_KEY_FLAGS)
-    cfg, per = benchmarks.benchmark_config(args.benchmark, args.quick, overrides, path=args.config)
     orderings = [o.strip() for o in args.orderings.split(",") if o.strip()]
+    check_orderings(orderings)  # before the config is checked against each of them
+    cfg, per = benchmarks.benchmark_config(args.benchmark, args.quick, overrides, path=args.config,
+                                           orderings=orderings)
     trials = args.trials if args.trials is not None else (3 if args.quick else 5)
     out = Path(
         args.out

@@ -66,6 +66,30 @@ def test_bad_values_name_the_key_the_value_and_what_is_allowed(override: str, me
         benchmark_config("uci", overrides=[override])
 
 
+def test_depth_follows_the_orderings_rule() -> None:
+    """The config check and the orderings share one depth rule (``resolve_depth``); a depth set on
+    the command line is checked against the orderings that will run, not every section of the file
+    (recurrent depth: soft and parallel take depth=8 over 4 layers, single does not)."""
+    with pytest.raises(ValueError, match=r"permuted ordering applies each of the 4 layers exactly once"):
+        benchmark_config("uci", overrides=["ordering=permuted", "depth=3"])
+    with pytest.raises(ValueError, match=r"parallel ordering .* must be a multiple of .* \(4\); got depth=6"):
+        benchmark_config("uci", overrides=["ordering=parallel", "depth=6"])
+    assert benchmark_config("uci", overrides=["ordering=parallel", "depth=8"])[0].model.depth == 8
+    assert benchmark_config("uci", overrides=["ordering=routed", "depth=3"])[0].model.depth == 3
+    cfg, per = benchmark_config("uci", overrides=["depth=8"], orderings=["parallel", "soft"])
+    assert cfg.replace(**per["parallel"], ordering="parallel").model.depth == 8
+    with pytest.raises(ValueError, match=r"with ordering single: single ordering applies each"):
+        benchmark_config("uci", overrides=["depth=8"], orderings=["parallel", "single"])
+
+
+def test_every_section_of_the_file_is_checked(tmp_path: Path) -> None:
+    """A section of an ordering that does not run still fails when the file itself is wrong."""
+    p = tmp_path / "c.yaml"
+    p.write_text("benchmark: uci\norderings:\n  permuted: {depth: 3}\n")
+    with pytest.raises(ValueError, match=r"c.yaml, orderings.permuted: permuted ordering applies"):
+        benchmark_config("", path=p, overrides=["lr=0.01"])
+
+
 def test_task_counts_per_benchmark() -> None:
     with pytest.raises(ValueError, match=r"tasks must be in 1\.\.45 for mnist"):
         check(Config(benchmark="mnist", tasks=46))

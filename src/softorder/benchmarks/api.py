@@ -27,12 +27,16 @@ def benchmark_config(
     quick: bool = False,
     overrides: Sequence[str] | dict[str, Any] = (),
     path: str | Path | None = None,
+    orderings: Sequence[str] | None = None,
 ) -> tuple[Config, dict[str, dict[str, Any]]]:
     """The shipped (or given) YAML of a benchmark with ``quick`` and the command line applied,
-    and its per-ordering settings (:func:`softorder.train.config_files.read_benchmark_config`)."""
-    cfg, per = config_files.read_benchmark_config(path or get(benchmark).config_path, quick, overrides)
-    for part in [{}, *per.values()]:
-        check(cfg.replace(**part))
+    and its per-ordering settings (:func:`softorder.train.config_files.read_benchmark_config`),
+    checked for the ``orderings`` that will run (default: the config's own)."""
+    cfg, per = config_files.read_benchmark_config(path or get(benchmark).config_path, quick, overrides,
+                                                  orderings)
+    check(cfg)
+    for o in orderings if orderings is not None else [cfg.model.ordering]:
+        check(cfg.replace(**per.get(o, {}), ordering=o))
     return cfg, per
 
 

@@ -107,6 +107,15 @@ def _units(
     return sorted(units, key=lambda u: (u[0] != "group", _COST.get(u[1][0][0], 9)))
 
 
+def check_orderings(orderings: Sequence[str]) -> None:
+    """Refuse an empty list or an unknown name in ``--orderings``."""
+    bad = [o for o in orderings if o not in ORDERINGS]
+    if bad:
+        raise ValueError(f"unknown ordering(s) {bad}; choose from {', '.join(ORDERINGS)}")
+    if not orderings:
+        raise ValueError(f"no orderings to compare; name some of {', '.join(ORDERINGS)}")
+
+
 def check_request(
     cfg: Config, orderings: Sequence[str], trials: int, workers: int | None, vectorise: bool | None
 ) -> bool:
@@ -114,11 +123,7 @@ def check_request(
     returns ``vectorise`` resolved (default: the benchmark's)."""
     bench = benchmarks.get(cfg.benchmark)
     benchmarks.check(cfg)
-    bad = [o for o in orderings if o not in ORDERINGS]
-    if bad:
-        raise ValueError(f"unknown ordering(s) {bad}; choose from {', '.join(ORDERINGS)}")
-    if not orderings:
-        raise ValueError(f"no orderings to compare; name some of {', '.join(ORDERINGS)}")
+    check_orderings(orderings)
     if trials < 1:
         raise ValueError(f"trials must be at least 1, got {trials}")
     if workers is not None and workers < 1:

@@ -249,7 +249,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *([f"data_dir={args.data_dir}"] if args.data_dir else [])]
-    cfg, per = benchmarks.benchmark_config(args.benchmark, False, overrides, args.config)
+    cfg, per = benchmarks.benchmark_config(args.benchmark, False, overrides, args.config, orderings=SOURCES)
     summary = transfer(cfg, args.out, per, args.sources, args.seeds, args.shots, args.new_tasks, args.skip,
                        parse_overrides(args.adapt_overrides), args.workers)
     print(transfer_markdown(summary), end="")

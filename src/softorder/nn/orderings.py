@@ -305,7 +305,7 @@ class ParallelOrdering(HardOrdering):
         self, bank: LayerBank, num_tasks: int, depth: int | None = None, *,
         channels_last: bool = False, orders_on_device: bool = False, depth_norm: str = "none",
     ) -> None:
-        depth = _hard_depth(bank, depth, "parallel", cycle=True)
+        depth = resolve_depth("parallel", bank.num_layers, depth)
         order = (torch.arange(depth) % bank.num_layers).repeat(num_tasks, 1)
         super().__init__(bank, num_tasks, depth, order, channels_last=channels_last,
                          orders_on_device=orders_on_device, depth_norm=depth_norm)
@@ -330,7 +330,7 @@ class PermutedOrdering(HardOrdering):
         self, bank: LayerBank, num_tasks: int, depth: int | None = None, seed: int = 0, *,
         channels_last: bool = False, orders_on_device: bool = False, depth_norm: str = "none",
     ) -> None:
-        depth = _hard_depth(bank, depth, "permuted")
+        depth = resolve_depth("permuted", bank.num_layers, depth)
         gen = torch.Generator().manual_seed(seed)
         order = torch.stack([torch.randperm(depth, generator=gen) for _ in range(num_tasks)])
         super().__init__(bank, num_tasks, depth, order, channels_last=channels_last,
@@ -353,11 +353,7 @@ class SingleTaskOrdering(HardOrdering):
                 f"layers for {num_tasks} tasks"
             )
         per_task = bank.num_layers // num_tasks
-        if depth is not None and depth != per_task:
-            raise ValueError(
-                f"single-task ordering applies each task's {per_task} layers once, so depth must "
-                f"equal the number of layers ({per_task}), got depth={depth}"
-            )
+        resolve_depth("single", per_task, depth)
         order = torch.arange(num_tasks)[:, None] * per_task + torch.arange(per_task)
         super().__init__(bank, num_tasks, per_task, order, channels_last=channels_last,
                          orders_on_device=orders_on_device, depth_norm=depth_norm)
@@ -445,17 +441,24 @@ class SoftOrdering(Ordering):
         )
 
 
-def _hard_depth(bank: LayerBank, depth: int | None, name: str, cycle: bool = False) -> int:
-    L = bank.num_layers
-    if depth is None or depth == L or (cycle and depth % L == 0):
+def resolve_depth(ordering: str, num_layers: int, depth: int | None) -> int:
+    """The number of depths ``ordering`` applies over ``num_layers`` layers (per task, for single):
+    ``depth`` itself, or ``num_layers`` when it is None. The learned orderings take any depth (K ≠ L:
+    recurrent depth, Sec. 6), parallel ordering a multiple of ``num_layers`` (its layers cycled), the
+    others exactly ``num_layers``; anything else raises. The one place this rule lives: the config
+    check and every ordering's constructor call it."""
+    L = num_layers
+    if depth is None or depth == L or ordering in LEARNED:
         return L if depth is None else depth
-    if cycle:
+    if ordering == "parallel":
+        if depth % L == 0:
+            return depth
         raise ValueError(
-            f"{name} ordering applies the {L} layers in order, cycled: depth must be a multiple of "
+            f"parallel ordering applies the {L} layers in order, cycled: depth must be a multiple of "
             f"the number of layers ({L}); got depth={depth}"
         )
     raise ValueError(
-        f"{name} ordering applies each of the {L} layers exactly once, so depth must equal the "
-        f"number of layers; got depth={depth}. Only the learned orderings (soft, gated, routed) may "
-        f"use more or fewer depths than layers, and parallel ordering a multiple"
+        f"{ordering} ordering applies each of the {L} layers exactly once, so depth must equal the "
+        f"number of layers; got depth={depth}. Only the learned orderings ({', '.join(LEARNED)}) may "
+        "use more or fewer depths than layers, and parallel ordering a multiple"
     )

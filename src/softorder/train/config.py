@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from softorder.nn.blocks import CORES
-from softorder.nn.orderings import DEPTH_NORMS, LEARNED, ORDERINGS, SOFT_NORMS
+from softorder.nn.orderings import DEPTH_NORMS, ORDERINGS, SOFT_NORMS, resolve_depth
 from softorder.train.yaml12 import read_yaml
 
 #: Keys ``softorder train --resume RUN --set key=value`` may change: they are applied to the
@@ -113,13 +113,7 @@ class ModelConfig(Section):
     route_anneal: float = key(0.5, "float", gt=0, le=1)  # ... reached at this fraction of the steps
 
     def check(self) -> None:
-        depth, layers = self.depth, self.num_layers
-        cycled = self.ordering == "parallel" and depth is not None and depth % layers == 0
-        if depth is not None and depth != layers and self.ordering not in LEARNED and not cycled:
-            raise ValueError(
-                f"depth ({depth}) may differ from num_layers ({layers}) only for the learned orderings "
-                f"({', '.join(LEARNED)}) and, as a multiple of num_layers, parallel; not {self.ordering}"
-            )
+        resolve_depth(self.ordering, self.num_layers, self.depth)
         tokens, heads = self.tokens, self.heads
         if self.core == "transformer" and (self.width % tokens or (self.width // tokens) % heads):
             raise ValueError(

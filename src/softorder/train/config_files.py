@@ -41,11 +41,17 @@ def read_benchmark_config(
     path: str | Path,
     quick: bool = False,
     overrides: Sequence[str] | dict[str, Any] = (),
+    orderings: Sequence[str] | None = None,
 ) -> tuple[Config, dict[str, dict[str, Any]]]:
     """A benchmark's YAML: its base config (``quick:`` applied when asked, then the command-line
     ``overrides``) and the per-ordering settings of its ``orderings:`` section, without the keys
     the command line sets (the command line wins). ``cfg.replace(**per[ordering])`` is the run of
-    one ordering."""
+    one ordering.
+
+    Checked before anything runs: the file as a whole (every section with its ordering), then the
+    command line against the ``orderings`` that will run (default: the config's own), so that a
+    setting only some orderings take (``depth=8``: soft and parallel, not single) fails only where
+    it is used."""
     path = Path(path)
     data = read_mapping(path)
     if "benchmark" not in data:
@@ -57,9 +63,6 @@ def read_benchmark_config(
     if quick:
         data.update(quick_part)
     given = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
-    if given:  # the file's own errors name the file; what is left is the command line's
-        Config.from_dict(dict(data), source=str(path))
-    data.update(given)
     unknown = sorted(map(str, set(per_ordering) - set(ORDERINGS)))
     if unknown:
         raise ValueError(f"{path}: unknown ordering(s) {unknown} under 'orderings'; choose from {ORDERINGS}")
@@ -69,8 +72,15 @@ def read_benchmark_config(
         fixed = sorted(set(part or {}) & {"benchmark", "ordering", "seed"})
         if fixed:
             raise ValueError(f"{path}: orderings.{o} cannot set {', '.join(fixed)} (shared by all methods)")
-    cfg = Config.from_dict(data, source="the command line (--set and flags)" if given else str(path))
+    file_cfg = Config.from_dict(dict(data), source=str(path))  # the file's own errors name the file
+    for o, part in per_ordering.items():
+        Config.from_dict({**file_cfg.to_dict(), **(part or {}), "ordering": o},
+                         source=f"{path}, orderings.{o}")
+    if not given:
+        return file_cfg, {o: dict(part or {}) for o, part in per_ordering.items()}
+    cfg = Config.from_dict({**data, **given}, source="the command line (--set and flags)")
     per = {o: {k: v for k, v in (part or {}).items() if k not in given} for o, part in per_ordering.items()}
-    for o, part in per.items():  # validate early: unknown keys and bad values fail before any run
-        Config.from_dict({**cfg.to_dict(), **part, "ordering": o}, source=f"{path}, orderings.{o}")
+    for o in orderings if orderings is not None else [cfg.model.ordering]:
+        Config.from_dict({**cfg.to_dict(), **per.get(o, {}), "ordering": o},
+                         source=f"the command line (--set and flags) with ordering {o}")
     return cfg, per
