@@ -172,7 +172,7 @@ def test_gate_weights_differ_across_inputs_and_the_spread_is_recorded() -> None:
     _randomise(core)
     y = torch.randn(10, 6)
     ids = torch.tensor([0] * 5 + [1] * 5)
-    w = core.depth_weights(0, y, ids, core.row_weights(ids))
+    w = core.depth_weights(0, y, ids)
     assert w.shape == (10, 3) and torch.allclose(w.sum(1), torch.ones(10))
     assert float(w[:5].detach().std(0).max()) > 1e-3  # one task, five inputs, five mixtures
     with torch.no_grad(), core.recording_summary() as seen:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +129,10 @@ class GatedOrdering(SoftOrdering):
             h = F.relu(_per_task_linear(h, self.gate_in[:, k], task_ids) + self.gate_in_bias[task_ids, k])
         return _per_task_linear(h, self.gate_out[:, k], task_ids)
 
-    def depth_weights(self, k: int, y: Tensor, task_ids: Tensor, w: Tensor) -> Tensor:
+    def mixing(self, task_ids: Tensor) -> Callable[[int, Tensor], Tensor]:
+        return lambda k, y: self.depth_weights(k, y, task_ids)
+
+    def depth_weights(self, k: int, y: Tensor, task_ids: Tensor) -> Tensor:
         """Each row's own mixture at depth k, ``[N, L]`` (``weights()`` is its input-independent
         part, ``softmax(S)``: what the logs show)."""
         w = torch.softmax((self.S[task_ids, k] + self.gate(k, y, task_ids)) / self.temperature, dim=-1)

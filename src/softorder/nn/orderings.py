@@ -32,7 +32,7 @@ import abc
 import contextlib
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -401,11 +401,11 @@ class SoftOrdering(Ordering):
     def forward_ids(self, y: Tensor, task_ids: Tensor) -> Tensor:
         """``y^K`` of rows in any task order: row i belongs to task ``task_ids[i]`` (a long tensor
         ``[N]`` on ``y``'s device). What :meth:`forward` and :class:`~softorder.nn.SoftOrder` run."""
-        w = self.row_weights(task_ids)  # [N, K, L]: each row gets its task's S
+        mixing = self.mixing(task_ids)
         chunk = self._row_chunk(y)
         for k in range(self.depth):
             y = self.depth_input(y)
-            wk = self.depth_weights(k, y, task_ids, w)  # [N, L]
+            wk = mixing(k, y)  # [N, L]
             if chunk is None:
                 y = self._depth_done(soft_order_step(self.bank(y), wk))
             else:  # the same per row, in blocks of rows whose [rows, L, F] products stay in cache
@@ -418,11 +418,12 @@ class SoftOrdering(Ordering):
         (A learned routing overrides it: :class:`~softorder.nn.RoutedOrdering`.)"""
         return self.weights()[task_ids]
 
-    def depth_weights(self, k: int, y: Tensor, task_ids: Tensor, w: Tensor) -> Tensor:
-        """The mixing weights ``[N, L]`` of depth ``k`` whose input is ``y``: ``w[:, k]`` of
-        :meth:`row_weights`. (An input-gated ordering computes them from ``y``:
-        :class:`~softorder.nn.GatedOrdering`.)"""
-        return w[:, k]
+    def mixing(self, task_ids: Tensor) -> Callable[[int, Tensor], Tensor]:
+        """``(k, y) -> [N, L]``: the mixing weights of the rows ``task_ids`` at depth ``k``, whose
+        input is ``y``: here depth k of :meth:`row_weights`, whatever ``y`` is. (An input-gated
+        ordering computes them from ``y``: :class:`~softorder.nn.GatedOrdering`.)"""
+        w = self.row_weights(task_ids)  # [N, K, L]: each row gets its task's S
+        return lambda k, y: w[:, k]
 
     def _row_chunk(self, y: Tensor) -> int | None:
         """Rows per block on the CPU for flat rows ``[N, F]`` when there are many of them (None: all
