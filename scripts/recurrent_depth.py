@@ -7,6 +7,7 @@ per-method settings, paired trials (trial k has seed k, so the same data split a
 
     python scripts/recurrent_depth.py run uci --trials 10 --data-dir ../shared/data
     python scripts/recurrent_depth.py run mnist --trials 5
+    python scripts/recurrent_depth.py run omniglot --trials 5 --data-dir ../shared/data   # --quick scale
     python scripts/recurrent_depth.py table      # results/recurrent-depth/results.md and .json
 
 K = L reads the benchmark's committed comparison (``BASE``: the same shipped settings with the
@@ -28,19 +29,26 @@ from softorder.stats import fmt_p, fmt_pm, mean_ci95, paired_test
 
 OUT = Path("results/recurrent-depth")
 #: The committed K = L comparison of each benchmark (its soft and parallel trials are reused).
-BASE = {"uci": Path("results/uci-10"), "mnist": Path("results/mnist-5")}
+BASE = {"uci": Path("results/uci-10"), "mnist": Path("results/mnist-5"),
+        "omniglot": Path("results/omniglot-quick-10")}
+#: Benchmarks whose comparison ran at the ``--quick`` scale (Omniglot: 10 alphabets, 28x28, 400 steps).
+QUICK = {"omniglot"}
 ORDERINGS = ("parallel", "soft")
 
 
-def run(benchmark: str, trials: int, overrides: list[str], factors: tuple[int, ...]) -> None:
+def run(benchmark: str, trials: int, overrides: list[str], factors: tuple[int, ...],
+        workers: int | None = None) -> None:
     """Compare parallel and soft ordering at K = m L for each factor m > 1 (``overrides``: KEY=VALUE
     for both; they must match the K = L comparison's, which is not rerun)."""
-    cfg, per = benchmark_config(benchmark, overrides=overrides, orderings=ORDERINGS)
+    if benchmark not in BASE:
+        raise SystemExit(f"no committed K = L comparison for {benchmark}; one of {', '.join(BASE)}")
+    cfg, per = benchmark_config(benchmark, benchmark in QUICK, overrides=overrides, orderings=ORDERINGS)
     for m in factors:
         if m == 1:
             continue  # K = L: the committed comparison (BASE)
         depth = m * cfg.model.num_layers
-        compare(cfg.replace(depth=depth), OUT / benchmark / f"K{depth}", ORDERINGS, trials, per_ordering=per)
+        compare(cfg.replace(depth=depth), OUT / benchmark / f"K{depth}", ORDERINGS, trials, per_ordering=per,
+                workers=workers)
 
 
 def _trials(folder: Path, ordering: str) -> list[dict[str, Any]]:
@@ -95,12 +103,14 @@ def main() -> None:
     r.add_argument("--trials", type=int, required=True)
     r.add_argument("--factors", default="2,3", help="K / L values to run (default 2,3)")
     r.add_argument("--data-dir")
+    r.add_argument("--workers", type=int, help="trials at once (default: compare's, the CPU cores)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     sub.add_parser("table", help="the table of every finished K")
     args = p.parse_args()
     if args.cmd == "run":
         overrides = [*args.overrides, *([f"data_dir={args.data_dir}"] if args.data_dir else [])]
-        run(args.benchmark, args.trials, overrides, tuple(int(f) for f in args.factors.split(",")))
+        run(args.benchmark, args.trials, overrides, tuple(int(f) for f in args.factors.split(",")),
+            args.workers)
     else:
         table()
 
