@@ -3,6 +3,7 @@ of dead units over training, one line per run; the figure behind "Run health" in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,10 +37,13 @@ def plot_health(runs: Mapping[str, PathLike], out: PathLike, styles: Mapping[str
         for k in range(len(recs[0]["health"]["rms"])):
             axes[0, k].plot(steps, [r["health"]["rms"][k] for r in recs], fmt, label=label, lw=1.2)
             axes[1, k].plot(steps, [r["health"]["dead"][k] for r in recs], fmt, label=label, lw=1.2)
+    axes[0, 0].set_yscale("log")  # the row shares its y axis
+    low, high = axes[0, 0].get_ylim()
+    # 1, 2, 5 per decade over a few decades; over many, a label per decade (or fewer): never crowded
+    subs = (1.0, 2.0, 5.0) if math.log10(high / low) <= 3 else (1.0,)
     for k in range(depth):
         axes[0, k].set_title(f"depth {k + 1}", fontsize=9)
-        axes[0, k].set_yscale("log")
-        axes[0, k].yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axes[0, k].yaxis.set_major_locator(ticker.LogLocator(subs=subs, numticks=8))
         axes[0, k].yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))  # 0.5, not 5×10⁻¹
         axes[0, k].yaxis.set_minor_formatter(ticker.NullFormatter())
         axes[1, k].set_ylim(-0.02, 1.02)
@@ -48,5 +52,7 @@ def plot_health(runs: Mapping[str, PathLike], out: PathLike, styles: Mapping[str
             ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("activation RMS (log)")
     axes[1, 0].set_ylabel("fraction of dead units")
-    axes[0, -1].legend(fontsize=7, loc="best")
+    handles, labels = axes[0, 0].get_legend_handles_labels()  # below the panels: it hides no curve
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(len(labels), 4), frameon=False)
+    fig.subplots_adjust(bottom=0.18)
     return save_figure(fig, out)
