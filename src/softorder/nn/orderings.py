@@ -70,10 +70,12 @@ class Rows:
     _index: dict[torch.device, Tensor] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
-    @functools.lru_cache(maxsize=256)
     def of(tasks: tuple[int, ...], counts: tuple[int, ...]) -> Rows:
-        """The shared instance of the layout (``tasks``, ``counts``)."""
-        return Rows(tasks, counts)
+        """The shared instance of the layout (``tasks``, ``counts``); a fresh one while
+        ``torch.compile`` traces (the compiled graph holds its index; dynamo does not trace caches)."""
+        if torch.compiler.is_compiling():
+            return Rows(tasks, counts)
+        return _shared_rows(tasks, counts)
 
     @property
     def uniform(self) -> bool:
@@ -86,6 +88,11 @@ class Rows:
                 index = torch.repeat_interleave(torch.tensor(self.tasks), torch.tensor(self.counts))
                 self._index[device] = index.to(device, non_blocking=True)
         return self._index[device]
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_rows(tasks: tuple[int, ...], counts: tuple[int, ...]) -> Rows:
+    return Rows(tasks, counts)
 
 
 #: Soft ordering on the CPU mixes flat rows in blocks of about this many ``[rows, L, F]`` elements
