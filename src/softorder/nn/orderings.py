@@ -22,7 +22,7 @@ construction for code that wraps a net it did not build:
   layers from the ``order`` buffer only, so ``torch.func.vmap`` over stacked trials gives each
   trial its own orders.
 
-The module is over 300 lines on purpose: it is Sec. 3 in one file, the interface next to its four
+The module is over 400 lines on purpose: it is Sec. 3 in one file, the interface next to its four
 implementations.
 """
 
