@@ -139,6 +139,22 @@ def table(args: argparse.Namespace) -> None:
         + "; ".join(f"`{k}` = {v}" for k, v in VARIANTS.items()) + "\n\n" + "\n".join(lines) + "\n"
     )
     print("\n".join(lines))
+    if getattr(args, "docs", None):
+        _replace_table(args.docs, lines)
+
+
+def _replace_table(doc: Path, lines: list[str]) -> None:
+    """Put the grid's table in ``doc`` in place of the one there (the block of rows that starts
+    with the same header line)."""
+    text = doc.read_text().split("\n")
+    if lines[0] not in text:
+        raise SystemExit(f"{doc} has no grid table to replace (no line {lines[0]!r})")
+    start = text.index(lines[0])
+    end = start
+    while end < len(text) and text[end].startswith("|"):
+        end += 1
+    doc.write_text("\n".join([*text[:start], *lines, *text[end:]]))
+    print(f"the table in {doc} replaced")
 
 
 #: How the figure draws each variant.
@@ -210,7 +226,8 @@ def main() -> None:
     r.add_argument("--variants", type=lambda s: s.split(","), default=list(VARIANTS))
     r.add_argument("--data-dir")
     r.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    sub.add_parser("table", help="write results.md / results.json from the finished runs")
+    t = sub.add_parser("table", help="write results.md / results.json from the finished runs")
+    t.add_argument("--docs", type=Path, help="also replace the grid table in this file (docs/results.md)")
     f = sub.add_parser("figure", help="run health of every variant of one cell and seed")
     f.add_argument("--scale", default="omniglot-105", choices=list(SCALES))
     f.add_argument("--lr", type=float, default=3e-3)
