@@ -40,7 +40,15 @@ def test_table_counts_dead_runs_and_choose_picks_the_lowest_validation_error(tmp
               ("plain", 1e-3): [0.2, 0.2]}  # the lowest, but too few runs to be chosen
     _fake_runs(tmp_path, errors, dead={("l2", 3e-3)})
     run = [sys.executable, str(SCRIPT)]
-    subprocess.run([*run, "table"], cwd=tmp_path, check=True, capture_output=True, text=True)
+    doc = tmp_path / "results.md"
+    header = ("| scale | lr | variant | runs | dead last depth | at chance | last depth dead, peak % | "
+              "val error % | test error % |")
+    doc.write_text(f"before\n\n{header}\n|---|\n| an old row |\n\nafter\n")
+    subprocess.run([*run, "table", "--docs", str(doc)], cwd=tmp_path, check=True, capture_output=True,
+                   text=True)
+    text = doc.read_text()
+    assert text.startswith("before\n\n| scale") and text.endswith("|\n\nafter\n") and "old row" not in text
+    assert text.count("| omniglot-105 |") == 6
     rows = json.loads((tmp_path / "results" / "robustness" / "results.json").read_text())
     l2 = next(r for r in rows if r["variant"] == "l2")
     assert (l2["runs"], l2["dead"], l2["at_chance"]) == (3, 1, 0)
