@@ -79,6 +79,10 @@ def test_verdict_and_one_warning(capsys: pytest.CaptureFixture[str]) -> None:
     assert monitor.result() == {"dead_last_depth": True, "at_chance": True, "unhealthy": True}
     early = health.verdict({"train_loss": [0.1, 0.2], "health": {"dead": [0.0, 0.5]}}, chance)
     assert early == {"dead_last_depth": False, "at_chance": False}
+    assert "try depth_norm=rms, a lower lr" in err
+    flags = {"dead_last_depth": True, "at_chance": False}
+    said = health.warning(flags, 5, depth_norm="rms") or ""  # a core that reads unit-RMS rows already
+    assert "(try a lower lr or init=he;" in said and "depth_norm" not in said
 
 
 def test_runs_log_health_and_a_dead_run_is_marked(tmp_path: Path) -> None:

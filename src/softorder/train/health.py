@@ -134,7 +134,7 @@ class Monitor:
         # (the L2 mixture on the quick Omniglot core leaves it only after 100-150 of 400 steps)
         late = record.step >= self.steps / 2
         worrying = self.flags["dead_last_depth"] or (self.flags["at_chance"] and late)
-        message = warning(self.flags, record.step, self.name) if worrying else None
+        message = warning(self.flags, record.step, self.name, net.core.depth_norm) if worrying else None
         if message and not self.warned:
             print(message, file=sys.stderr, flush=True)
             self.warned = True
@@ -161,8 +161,11 @@ def verdict(record: dict[str, Any], chance: Sequence[float]) -> dict[str, bool]:
     }
 
 
-def warning(flags: dict[str, bool], step: int, name: str = "this run") -> str | None:
-    """The message for the run ``name`` that looks dead at ``step`` (None when it looks alive)."""
+def warning(
+    flags: dict[str, bool], step: int, name: str = "this run", depth_norm: str = "none"
+) -> str | None:
+    """The message for the run ``name`` that looks dead at ``step`` (None when it looks alive);
+    it suggests unit-RMS depth inputs only to a run whose core does not read them already."""
     said = []
     if flags["dead_last_depth"]:
         said.append("every unit of the last depth is dead for some task (zero on its probe rows)")
@@ -172,7 +175,8 @@ def warning(flags: dict[str, bool], step: int, name: str = "this run") -> str | 
         return None
     return (
         f"softorder: warning: {name}, step {step}: {' and '.join(said)}; it may not learn "
-        "(try depth_norm=rms, a lower lr or init=he; see docs/results.md, 'Run health')"
+        f"(try {'' if depth_norm == 'rms' else 'depth_norm=rms, '}a lower lr or init=he; "
+        "see docs/results.md, 'Run health')"
     )
 
 
