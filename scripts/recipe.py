@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from softorder.benchmarks import benchmark_config, get
-from softorder.experiments.compare import compare
+from softorder.experiments.compare import check_orderings, compare
 from softorder.nn.orderings import ORDERINGS, PAPER_ORDERINGS
 from softorder.train.config import unused_keys
 from softorder.train.config_files import parse_overrides
@@ -45,6 +45,7 @@ def main() -> None:
         [f"data_dir={args.data_dir}"] if args.data_dir else []
     )
     orderings = args.orderings.split(",")
+    check_orderings(orderings)
     cfg, per = benchmark_config(args.benchmark, args.quick, overrides, orderings=orderings)
     flat = cfg.to_dict()
     rows = []

@@ -71,7 +71,8 @@ def jobs(scales: list[str], variants: list[str], data_dir: str | None) -> list[t
     for name in scales:
         scale = SCALES[name]
         overrides = {**scale["set"], **({"data_dir": data_dir} if data_dir else {})}
-        cfg, per = benchmark_config(scale["benchmark"], overrides=overrides)
+        cfg, per = benchmark_config(scale["benchmark"], overrides=overrides,
+                                    orderings=sorted({VARIANTS[v]["ordering"] for v in variants}))
         for s in range(scale["seeds"]):
             for lr in scale["lrs"]:
                 for v in variants:
@@ -146,6 +147,8 @@ def table(args: argparse.Namespace) -> None:
 def _replace_table(doc: Path, lines: list[str]) -> None:
     """Put the grid's table in ``doc`` in place of the one there (the block of rows that starts
     with the same header line)."""
+    if len(lines) <= 2:
+        raise SystemExit(f"no finished runs under {OUT}: {doc} left as it is")
     text = doc.read_text().split("\n")
     if lines[0] not in text:
         raise SystemExit(f"{doc} has no grid table to replace (no line {lines[0]!r})")

@@ -191,8 +191,9 @@ def check_config(args: argparse.Namespace) -> None:
         named = args.config
     else:  # a YAML of one's own, a resumed run, adapt: the defaults
         named = None
-    if named:
-        benchmark_config(named, args.quick, overrides)
+    if named:  # compare checks the command line against the orderings it runs
+        runs = args.orderings.split(",") if args.command == "compare" else None
+        benchmark_config(named, args.quick, overrides, orderings=runs)
         return
     defaults_with(dict(parse_overrides(overrides)))
 

@@ -273,3 +273,15 @@ def test_a_net_used_under_inference_mode_still_trains(ordering: str) -> None:
         net(xs)
     sum(o.sum() for o in net(xs)).backward()
     assert all(p.grad is not None for p in net.core.parameters())
+
+
+def test_a_compiled_forward_is_one_graph() -> None:
+    """The row index is a constant of the compiled graph (made from host values), not a
+    data-dependent ``repeat_interleave`` that splits the forward into several graphs."""
+    import torch._dynamo as dynamo
+
+    import softorder as so
+
+    net = so.dense_net([5, 7], [3, 2], width=16, num_layers=3, ordering="soft")
+    explained = dynamo.explain(net)([torch.randn(4, 5), torch.randn(4, 7)])
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)

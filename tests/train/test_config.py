@@ -83,11 +83,24 @@ def test_depth_follows_the_orderings_rule() -> None:
 
 
 def test_every_section_of_the_file_is_checked(tmp_path: Path) -> None:
-    """A section of an ordering that does not run still fails when the file itself is wrong."""
+    """A section of an ordering that does not run still fails when the file itself is wrong, by
+    the config's rules and by the benchmark's (its task limit)."""
     p = tmp_path / "c.yaml"
     p.write_text("benchmark: uci\norderings:\n  permuted: {depth: 3}\n")
     with pytest.raises(ValueError, match=r"c.yaml, orderings.permuted: permuted ordering applies"):
         benchmark_config("", path=p, overrides=["lr=0.01"])
+    p.write_text("benchmark: mnist\norderings:\n  single: {tasks: 46}\n")
+    with pytest.raises(ValueError, match=r"c.yaml, orderings.single: tasks must be in 1..45 for mnist"):
+        benchmark_config("", path=p)
+
+
+def test_the_files_own_ordering_is_not_checked_when_compare_leaves_it_out(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("benchmark: uci\nordering: permuted\n")
+    cfg, _ = benchmark_config("", path=p, overrides=["depth=8"], orderings=["parallel", "soft"])
+    assert (cfg.model.ordering, cfg.model.depth) == ("parallel", 8)
+    with pytest.raises(ValueError, match=r"permuted ordering applies each"):
+        benchmark_config("", path=p, overrides=["depth=8"])  # train: the file's ordering runs
 
 
 def test_task_counts_per_benchmark() -> None:

@@ -32,12 +32,8 @@ def benchmark_config(
     """The shipped (or given) YAML of a benchmark with ``quick`` and the command line applied,
     and its per-ordering settings (:func:`softorder.train.config_files.read_benchmark_config`),
     checked for the ``orderings`` that will run (default: the config's own)."""
-    cfg, per = config_files.read_benchmark_config(path or get(benchmark).config_path, quick, overrides,
-                                                  orderings)
-    check(cfg)
-    for o in orderings if orderings is not None else [cfg.model.ordering]:
-        check(cfg.replace(**per.get(o, {}), ordering=o))
-    return cfg, per
+    return config_files.read_benchmark_config(path or get(benchmark).config_path, quick, overrides,
+                                              orderings, check)
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = (), saved: bool = False) -> Config:

@@ -72,7 +72,8 @@ class Rows:
     @staticmethod
     def of(tasks: tuple[int, ...], counts: tuple[int, ...]) -> Rows:
         """The shared instance of the layout (``tasks``, ``counts``); a fresh one while
-        ``torch.compile`` traces (the compiled graph holds its index; dynamo does not trace caches)."""
+        ``torch.compile`` traces (dynamo does not trace through a cache; the index it builds is a
+        constant of the compiled graph)."""
         if torch.compiler.is_compiling():
             return Rows(tasks, counts)
         return _shared_rows(tasks, counts)
@@ -82,11 +83,12 @@ class Rows:
         return len(set(self.counts)) <= 1
 
     def index(self, device: torch.device) -> Tensor:
-        """Task id of every row, ``[N]``."""
-        if device not in self._index:  # built on the CPU: no device sync for its unknown length
+        """Task id of every row, ``[N]``: made from host values, so its length is known without a
+        device sync, and under ``torch.compile`` it is a constant of the graph (no graph break)."""
+        if device not in self._index:
             with torch.inference_mode(False):  # kept for later steps, which may need autograd
-                index = torch.repeat_interleave(torch.tensor(self.tasks), torch.tensor(self.counts))
-                self._index[device] = index.to(device, non_blocking=True)
+                ids = [t for t, n in zip(self.tasks, self.counts) for _ in range(n)]
+                self._index[device] = torch.tensor(ids, dtype=torch.long).to(device, non_blocking=True)
         return self._index[device]
 
 
@@ -454,7 +456,7 @@ def resolve_depth(ordering: str, num_layers: int, depth: int | None) -> int:
     ``depth`` itself, or ``num_layers`` when it is None. The learned orderings take any depth (K ≠ L:
     recurrent depth, Sec. 6), parallel ordering a multiple of ``num_layers`` (its layers cycled), the
     others exactly ``num_layers``; anything else raises. The one place this rule lives: the config
-    check and every ordering's constructor call it."""
+    check and the hard orderings' constructors call it (the learned ones take any depth >= 1)."""
     L = num_layers
     if depth is None or depth == L or ordering in LEARNED:
         return L if depth is None else depth

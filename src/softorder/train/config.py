@@ -98,7 +98,7 @@ class ModelConfig(Section):
     core: str = key("dense", "str", choices=CORES)  # the shared layers (softorder.nn.blocks)
     width: int = key(64, "int", ge=1)  # dense layers' width
     num_layers: int = key(4, "int", ge=1)
-    depth: int | None = key(None, "int", optional=True, ge=1)  # soft ordering only; None = num_layers
+    depth: int | None = key(None, "int", optional=True, ge=1)  # None = num_layers; rule: resolve_depth
     encoder: str = key("learned", "str", choices=("learned", "frozen"))  # dense encoders per task
     dropout: float = key(0.5, "float", ge=0, lt=1)
     init: str = key("torch", "str", choices=("torch", "he"))

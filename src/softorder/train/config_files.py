@@ -8,7 +8,7 @@ per-ordering section ``orderings: {soft: {...}}``, and the command line (``--set
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +42,19 @@ def read_benchmark_config(
     quick: bool = False,
     overrides: Sequence[str] | dict[str, Any] = (),
     orderings: Sequence[str] | None = None,
+    check: Callable[[Config], object] | None = None,
 ) -> tuple[Config, dict[str, dict[str, Any]]]:
     """A benchmark's YAML: its base config (``quick:`` applied when asked, then the command-line
     ``overrides``) and the per-ordering settings of its ``orderings:`` section, without the keys
     the command line sets (the command line wins). ``cfg.replace(**per[ordering])`` is the run of
     one ordering.
 
-    Checked before anything runs: the file as a whole (every section with its ordering), then the
-    command line against the ``orderings`` that will run (default: the config's own), so that a
-    setting only some orderings take (``depth=8``: soft and parallel, not single) fails only where
-    it is used."""
+    Checked before anything runs (each config also by ``check``, e.g. the benchmark's task
+    limits): the file as a whole, every section with its ordering, then the file with the command
+    line for each of the ``orderings`` that will run (default: the config's own), so that a setting
+    only some orderings take (``depth=8``: soft and parallel, not single) fails only where it is
+    used. When ``orderings`` leaves out the file's own ``ordering:`` (a default for ``train``, not a
+    method of ``compare``), the base config takes the first of them."""
     path = Path(path)
     data = read_mapping(path)
     if "benchmark" not in data:
@@ -72,15 +75,27 @@ def read_benchmark_config(
         fixed = sorted(set(part or {}) & {"benchmark", "ordering", "seed"})
         if fixed:
             raise ValueError(f"{path}: orderings.{o} cannot set {', '.join(fixed)} (shared by all methods)")
-    file_cfg = Config.from_dict(dict(data), source=str(path))  # the file's own errors name the file
-    for o, part in per_ordering.items():
-        Config.from_dict({**file_cfg.to_dict(), **(part or {}), "ordering": o},
-                         source=f"{path}, orderings.{o}")
-    if not given:
-        return file_cfg, {o: dict(part or {}) for o, part in per_ordering.items()}
-    cfg = Config.from_dict({**data, **given}, source="the command line (--set and flags)")
-    per = {o: {k: v for k, v in (part or {}).items() if k not in given} for o, part in per_ordering.items()}
+    file_cfg = _checked(dict(data), str(path), check)  # the file's own errors name the file
+    per = {o: dict(part or {}) for o, part in per_ordering.items()}
+    for o, part in per.items():
+        _checked({**file_cfg.to_dict(), **part, "ordering": o}, f"{path}, orderings.{o}", check)
+    base = {**data, **given}
+    if orderings and base.get("ordering", Config().model.ordering) not in orderings:
+        base["ordering"] = orderings[0]
+    source = "the command line (--set and flags)" if given else str(path)
+    cfg = _checked(base, source, check)
+    per = {o: {k: v for k, v in part.items() if k not in given} for o, part in per.items()}
     for o in orderings if orderings is not None else [cfg.model.ordering]:
-        Config.from_dict({**cfg.to_dict(), **per.get(o, {}), "ordering": o},
-                         source=f"the command line (--set and flags) with ordering {o}")
+        _checked({**cfg.to_dict(), **per.get(o, {}), "ordering": o}, f"{source} with ordering {o}", check)
     return cfg, per
+
+
+def _checked(data: dict[str, Any], source: str, check: Callable[[Config], object] | None) -> Config:
+    """``Config.from_dict(data)``, then ``check`` on it; an error names ``source``."""
+    cfg = Config.from_dict(data, source=source)
+    if check is not None:
+        try:
+            check(cfg)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
+    return cfg
