@@ -80,7 +80,7 @@ def read_benchmark_config(
     for o, part in per.items():
         _checked({**file_cfg.to_dict(), **part, "ordering": o}, f"{path}, orderings.{o}", check)
     base = {**data, **given}
-    if orderings and base.get("ordering", Config().model.ordering) not in orderings:
+    if orderings and base.get("ordering", file_cfg.model.ordering) not in orderings:
         base["ordering"] = orderings[0]
     source = "the command line (--set and flags)" if given else str(path)
     cfg = _checked(base, source, check)
