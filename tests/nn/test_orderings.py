@@ -285,3 +285,13 @@ def test_a_compiled_forward_is_one_graph() -> None:
     net = so.dense_net([5, 7], [3, 2], width=16, num_layers=3, ordering="soft")
     explained = dynamo.explain(net)([torch.randn(4, 5), torch.randn(4, 7)])
     assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+
+
+def test_every_ordering_name_has_its_class() -> None:
+    from softorder.nn.make import ordering_class
+    from softorder.nn.orderings import ORDERINGS
+
+    for name in ORDERINGS:
+        assert ordering_class(name).name == name
+    with pytest.raises(ValueError, match="unknown ordering 'sideways'"):
+        ordering_class("sideways")

@@ -84,6 +84,16 @@ def test_plots_and_report_say_which_mixing_weights_they_show(run_dir: Path, tmp_
     cfg.write_text(cfg.read_text() + "soft_norm: l2\ntemperature: 0.5\n")
     label = "mixing weights (softmax(S/0.5)/‖·‖₂)"  # what MultiTaskNet.mixing_weights() logged as S
     assert plots.mixing_label(run_dir) == label
+    original = cfg.read_text()
+    cfg.write_text(original.replace("ordering: soft", "ordering: gated"))
+    gated = "mixing weights (softmax(S/0.5)/‖·‖₂, the gate's input-independent part)"
+    assert plots.mixing_label(run_dir) == gated
+    cfg.write_text(original.replace("ordering: soft", "ordering: routed"))
+    assert plots.mixing_label(run_dir) == "routing probabilities (softmax(S/τ), τ annealed)"
+    cfg.write_text(original.replace("ordering: soft", "ordering: parallel"))
+    with pytest.raises(ValueError, match="parallel ordering logs no mixing weights"):
+        plots.mixing_label(run_dir)
+    cfg.write_text(original)
     text = write_report(run_dir).read_text()
     assert f"{label} per task at the best step" in text and "softmax(S) per task" not in text
     import matplotlib.pyplot as plt

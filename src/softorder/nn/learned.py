@@ -95,6 +95,7 @@ class GatedOrdering(SoftOrdering):
     bank's row width (``DenseBank.width``, ``ConvBank.channels``); a ModuleBank needs it given."""
 
     name = "gated"
+    weights_note = ", the gate's input-independent part"
 
     def __init__(
         self, bank: LayerBank, num_tasks: int, depth: int | None = None, temperature: float = 1.0,
@@ -217,6 +218,10 @@ class RoutedOrdering(SoftOrdering):
         self.register_buffer("choice", torch.zeros(num_tasks, self.depth, dtype=torch.long))
         self.register_buffer("settled_step", torch.zeros(num_tasks, dtype=torch.long))
         self.register_buffer("anneal_steps", torch.tensor(self.anneal.steps))
+
+    @classmethod
+    def weights_label(cls, temperature: float = 1.0, norm: str = "none") -> str:
+        return "routing probabilities (softmax(S/τ), τ annealed)"
 
     def temperature_now(self) -> Tensor:
         """τ at the current step (:class:`Anneal`, over ``anneal_steps``)."""

@@ -16,6 +16,19 @@ from softorder.nn.orderings import (
     SoftOrdering,
 )
 
+ORDERING_CLASSES: dict[str, type[Ordering]] = {
+    cls.name: cls
+    for cls in (SingleTaskOrdering, ParallelOrdering, PermutedOrdering, SoftOrdering, GatedOrdering,
+                RoutedOrdering)
+}
+
+
+def ordering_class(name: str) -> type[Ordering]:
+    """The class of the ordering a config's ``ordering`` key names."""
+    if name not in ORDERING_CLASSES:
+        raise ValueError(f"unknown ordering {name!r}; choose one of {', '.join(ORDERINGS)}")
+    return ORDERING_CLASSES[name]
+
 
 def make_ordering(
     name: str,

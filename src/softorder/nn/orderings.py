@@ -393,6 +393,15 @@ class SoftOrdering(Ordering):
         self.temperature, self.norm = temperature, norm
         self.S = nn.Parameter(torch.zeros(num_tasks, self.depth, bank.num_layers))
 
+    @classmethod
+    def weights_label(cls, temperature: float = 1.0, norm: str = "none") -> str:
+        """What :meth:`weights` (a run's logged ``S``) holds, in words, for an ordering built with
+        this ``temperature`` and ``norm``: the axis label of the reports' S plots."""
+        text = "softmax(S)" if temperature == 1.0 else f"softmax(S/{temperature:g})"
+        return f"mixing weights ({text}{'/‖·‖₂' if norm == 'l2' else ''}{cls.weights_note})"
+
+    weights_note = ""  # what a subclass's weights add to softmax(S), for weights_label
+
     def weights(self) -> Tensor:
         """The mixing weights over layers, ``[T, K, L]``: ``softmax(S / temperature)`` (Eq. 7), or
         with ``norm="l2"`` that divided by its L2 norm, so that a mixture of L independent layers

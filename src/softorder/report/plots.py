@@ -37,6 +37,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from softorder.nn.make import ordering_class
+from softorder.nn.orderings import SoftOrdering
 from softorder.stats import error_bars, mean_ci95
 from softorder.train.rundir import RESULTS_JSON, RunDir
 from softorder.train.yaml12 import read_mapping
@@ -117,18 +119,15 @@ def s_at(run_dir: PathLike, which: str = "best") -> tuple[np.ndarray, int]:
 
 
 def mixing_label(run_dir: PathLike) -> str:
-    """What a run's ``S`` key holds (``MultiTaskNet.mixing_weights()``), as its config made it:
-    ``softmax(S)``, over a temperature ``softmax(S/τ)``, and with ``soft_norm: l2`` that divided by
-    its L2 norm (each row then sums to more than 1)."""
+    """What a run's ``S`` key holds (``MultiTaskNet.mixing_weights()``), as its config made it: the
+    ordering's own words (:meth:`~softorder.nn.SoftOrdering.weights_label`), e.g. ``softmax(S)``,
+    ``softmax(S/τ)`` over a temperature, divided by its L2 norm with ``soft_norm: l2``."""
     cfg = RunDir(run_dir).config
     data = read_mapping(cfg) if cfg.is_file() else {}
-    if data.get("ordering") == "routed":
-        return "routing probabilities (softmax(S/τ), τ annealed)"
-    tau = data.get("temperature", 1.0)
-    text = "softmax(S)" if tau in (None, 1, 1.0) else f"softmax(S/{tau:g})"
-    if data.get("ordering") == "gated":
-        text += ", the gate's input-independent part"
-    return f"mixing weights ({text}/‖·‖₂)" if data.get("soft_norm") == "l2" else f"mixing weights ({text})"
+    cls = ordering_class(data.get("ordering") or "soft")
+    if not issubclass(cls, SoftOrdering):
+        raise ValueError(f"{run_dir}: a {cls.name} ordering logs no mixing weights S")
+    return cls.weights_label(float(data.get("temperature") or 1.0), data.get("soft_norm") or "none")
 
 
 def has_s(run_dir: PathLike) -> bool:
