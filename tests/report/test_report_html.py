@@ -161,3 +161,13 @@ def test_gated_and_routed_runs_show_the_gate_spread_and_the_routes(tmp_path: Pat
     text = write_report(routed).read_text()
     assert 'class="routes"' in text and "F4 → F3 → F2 → F1" in text and ">250<" in text
     assert "gate_spread" not in text
+
+
+def test_compare_report_summarises_the_routes_over_trials(compare_dir: Path) -> None:
+    for k, routes in enumerate(([[0, 1], [1, 0], [1, 1]], [[0, 1], [0, 1], [0, 1]])):
+        path = compare_dir / f"runs/soft/trial{k}/result.json"
+        res = json.loads(path.read_text())
+        res.update(route_choice=routes, route_settled_step=[5, 15, 25])
+        path.write_text(json.dumps(res))
+    text = write_report(compare_dir).read_text()
+    assert 'class="learned-trials"' in text and "distinct routes among the 3 tasks</td><td>1–3<" in text

@@ -161,3 +161,30 @@ def test_plots_agree_with_each_other_and_the_tables(tmp_path: Path, fake_run: Ca
     # the run report's tables show error rates in %, as the compare report's do
     text = write_report(run).read_text()
     assert "<td>mean_test_error %</td><td>" in text and "<th>test_error %</th>" in text
+
+
+def test_trials_summary_says_how_gates_vary_and_where_routers_settled(tmp_path: Path) -> None:
+    from softorder.report.learned import trials_summary
+
+    def run(name: str, **result: object) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "result.json").write_text(json.dumps(result))
+        return d
+
+    std = [[[0.0, 0.1], [0.2, 0.3]]]  # [T=1, K=2, L=2]: mean 0.15, largest 0.3
+    gated = [run("g0", gate_weights_std=std), run("g1", gate_weights_std=[[[0.0, 0.0], [0.0, 0.5]]])]
+    assert trials_summary(gated) == [
+        ("trials", "2"),
+        ("std of a mixing weight over a task's test inputs, mean", "0.125–0.150"),
+        ("std of a mixing weight over a task's test inputs, largest", "0.30–0.50"),
+    ]
+    routes = [[0, 1], [1, 0], [1, 0], [1, 1]]  # 3 distinct; 3 use no layer twice
+    routed = [run("r0", route_choice=routes, route_settled_step=[10, 20, 30, 40]), tmp_path / "unfinished"]
+    assert dict(trials_summary(routed)) == {
+        "trials": "1",
+        "distinct routes among the 4 tasks": "3",
+        "routes that use no layer twice (with K = L: permutations)": "3",
+        "median step from which a task's route stopped changing": "25",
+    }
+    assert trials_summary([run("soft", mean_test_error=0.2)]) == []

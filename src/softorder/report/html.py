@@ -256,6 +256,8 @@ def _compare_report(cdir: Path, page: _Page) -> Any:
             page.plot(f"s_trajectories_{method}.png", f"{label} of the first two tasks ({method})",
                       functools.partial(plots.plot_s_trajectories, run))
             _learned(run, page, f"_{method}")
+            if summary := learned.trials_summary(soft_runs):
+                page.add(table(["over the trials (range)", method], summary, "learned-trials"))
     return results.get("config")
 
 

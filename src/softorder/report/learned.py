@@ -3,6 +3,7 @@ core's mixture varies across the inputs of one task, and where a router settled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,36 @@ def plot_gate_spread(run_dir: PathLike, out: PathLike) -> Path:
     fig.suptitle("gated ordering: how much each input's mixture differs (numbers: the mean weight)",
                  fontsize=9)
     return save_figure(fig, out)
+
+
+def trials_summary(run_dirs: Sequence[PathLike]) -> list[tuple[str, str]]:
+    """Over a method's trials (its finished runs): how much a gated core's weights vary across one
+    task's test inputs (their std, averaged over tasks, depths and layers, and at its largest), or
+    where routers settled: distinct routes among the tasks, how many use no layer twice, and the
+    median step from which a task's route stopped changing. Empty for other runs."""
+    results = [load_result(r) for r in run_dirs if Path(r, "result.json").is_file()]
+    gated = [np.asarray(r["gate_weights_std"], float) for r in results if "gate_weights_std" in r]
+    routed = [r for r in results if r.get("route_choice") and r.get("route_settled_step")]
+    rows: list[tuple[str, str]] = []
+    if gated:
+        means, tops = [float(s.mean()) for s in gated], [float(s.max()) for s in gated]
+        rows += [("trials", str(len(gated))),
+                 ("std of a mixing weight over a task's test inputs, mean", _span(means, "{:.3f}")),
+                 ("std of a mixing weight over a task's test inputs, largest", _span(tops, "{:.2f}"))]
+    if routed:
+        routes = [[tuple(c) for c in r["route_choice"]] for r in routed]
+        distinct = [len(set(rs)) for rs in routes]
+        once = [sum(len(set(c)) == len(c) for c in rs) for rs in routes]  # K = L: permutations
+        settled = [float(np.median(r["route_settled_step"])) for r in routed]
+        tasks = len(routes[0])
+        rows += [("trials", str(len(routed))),
+                 (f"distinct routes among the {tasks} tasks", _span(distinct, "{:d}")),
+                 ("routes that use no layer twice (with K = L: permutations)", _span(once, "{:d}")),
+                 ("median step from which a task's route stopped changing", _span(settled, "{:.0f}"))]
+    return rows
+
+
+def _span(values: Sequence[float] | Sequence[int], fmt: str) -> str:
+    """``lo–hi`` over trials (one value when they agree)."""
+    lo, hi = fmt.format(min(values)), fmt.format(max(values))
+    return lo if lo == hi else f"{lo}–{hi}"
