@@ -14,9 +14,9 @@
 #    trials of single, parallel, permuted and soft in results/omniglot50/test-*/ are reused (the
 #    config below is TABLE, the committed tables' config, with the new methods' chosen settings
 #    added), so the paired tests of each new method against soft and parallel use the same splits.
-# Cost (this 2-core CPU, one thread per run): a gated or routed step costs about soft ordering's
-# (1.1 s at this scale), so a run is ~20 CPU minutes: the tuning (7 distinct settings x 2 seeds)
-# ~4.7 CPU hours, each table (2 x 5 runs) ~3.5 CPU hours. Resumable: run it again.
+# Cost (this 2-core CPU, two runs side by side, 2026-12-05): a run takes ~10-15 minutes (0.6-0.9 s a
+# step), the tuning (7 distinct settings x 2 seeds) 70 minutes, each table (2 x 5 runs) about an
+# hour. Resumable: run it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
