@@ -52,6 +52,7 @@ def make_ordering(
     a bank of ``n`` layers. ``orders_on_device`` applies to the hard orderings (the learned ones read
     nothing from the host: vmap-safe as they are); ``depth_norm`` to every ordering; ``temperature``
     and ``norm`` to soft and gated; ``gate_hidden`` and ``gate_features`` to gated, ``anneal`` to routed."""
+    ordering_class(name)  # an unknown name: the one error that lists them
     common: dict[str, Any] = {"channels_last": channels_last, "depth_norm": depth_norm}
     if name == "soft":
         return SoftOrdering(bank_factory(num_layers), num_tasks, depth, temperature, norm, **common)
@@ -71,6 +72,4 @@ def make_ordering(
         return ParallelOrdering(bank_factory(num_layers), num_tasks, depth, **hard)
     if name == "permuted":
         return PermutedOrdering(bank_factory(num_layers), num_tasks, depth, seed=seed, **hard)
-    if name == "single":
-        return SingleTaskOrdering(bank_factory(num_tasks * num_layers), num_tasks, depth, **hard)
-    raise ValueError(f"unknown ordering {name!r}; choose one of {', '.join(ORDERINGS)}")
+    return SingleTaskOrdering(bank_factory(num_tasks * num_layers), num_tasks, depth, **hard)  # "single"

@@ -379,6 +379,7 @@ class SoftOrdering(Ordering):
     layers (layers reused across more depths: the recurrent-like extension of Sec. 6)."""
 
     name = "soft"
+    weights_note = ""  # what a subclass's weights add to softmax(S), for weights_label
 
     def __init__(
         self, bank: LayerBank, num_tasks: int, depth: int | None = None, temperature: float = 1.0,
@@ -399,8 +400,6 @@ class SoftOrdering(Ordering):
         this ``temperature`` and ``norm``: the axis label of the reports' S plots."""
         text = "softmax(S)" if temperature == 1.0 else f"softmax(S/{temperature:g})"
         return f"mixing weights ({text}{'/‖·‖₂' if norm == 'l2' else ''}{cls.weights_note})"
-
-    weights_note = ""  # what a subclass's weights add to softmax(S), for weights_label
 
     def weights(self) -> Tensor:
         """The mixing weights over layers, ``[T, K, L]``: ``softmax(S / temperature)`` (Eq. 7), or

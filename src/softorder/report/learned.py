@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from softorder.report.plots import PathLike, _grid, load_result, save_figure, task_names
+from softorder.train.rundir import RunDir
 
 
 def has_gate_spread(run_dir: PathLike) -> bool:
@@ -73,7 +74,7 @@ def trials_summary(run_dirs: Sequence[PathLike]) -> list[tuple[str, str]]:
     task's test inputs (their std, averaged over tasks, depths and layers, and at its largest), or
     where routers settled: distinct routes among the tasks, how many use no layer twice, and the
     median step from which a task's route stopped changing. Empty for other runs."""
-    results = [load_result(r) for r in run_dirs if Path(r, "result.json").is_file()]
+    results = [load_result(r) for r in run_dirs if RunDir(r).finished()]
     gated = [np.asarray(r["gate_weights_std"], float) for r in results if "gate_weights_std" in r]
     routed = [r for r in results if r.get("route_choice") and r.get("route_settled_step")]
     rows: list[tuple[str, str]] = []
